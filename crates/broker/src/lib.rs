@@ -1,0 +1,1 @@
+//! Flumen's broker: the Kafka wire protocol over the storage engine.

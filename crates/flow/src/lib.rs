@@ -1,0 +1,1 @@
+//! Flumen's agent runtime: Flume configuration files, sources, channels and sinks.
