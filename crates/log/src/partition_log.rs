@@ -226,10 +226,11 @@ impl PartitionLog {
                 tracing::warn!(segment = %seg.path("log").display(), reason, "Truncated the log at the first invalid batch.");
                 cut_at = Some(i);
             }
-            seg.sync()?;
             if i < bases.len() - 1 && cut_at.is_none() {
+                // Indexes written now, fsynced by the next flush (which syncs every segment
+                // above the recovery point).
                 seg.seal_time_index();
-                seg.write_indexes(true)?;
+                seg.write_indexes(false)?;
                 seg.release_handle();
             }
             self.segments.push(seg);
@@ -249,15 +250,13 @@ impl PartitionLog {
             }
             self.dir_dirty = true;
         }
-        // An empty last segment that is not the first is kept: it is the active segment.
-        if self.dir_dirty {
-            checkpoint::sync_dir(&self.dir)?;
-            self.dir_dirty = false;
-        }
+        // No fsync here: the recovery point stays where it was (clamped to the new end), so
+        // a crash before the next flush simply repeats this recovery.
         let leo = self.log_end_offset();
-        checkpoint::write(&self.dir, RECOVERY_POINT_FILE, leo)?;
-        self.recovery_point = leo;
-        self.checkpointed_segment = Some(self.active().base);
+        let first = self.segments[0].base;
+        self.recovery_point = rp.max(first).min(leo);
+        let holder = self.segment_index(self.recovery_point);
+        self.checkpointed_segment = recovery_point.map(|_| self.segments[holder].base);
         Ok(())
     }
 

@@ -17,6 +17,30 @@ pub fn file_name(base: Offset, ext: &str) -> String {
     format!("{:020}.{ext}", base.0)
 }
 
+/// Overwrites a file with `bytes` without truncating it to zero first (ext4 forces a
+/// writeback on truncate-to-zero), and skips the write when the file already holds `bytes`.
+fn write_in_place(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    let len = file.metadata()?.len();
+    if len == bytes.len() as u64 {
+        let mut old = vec![0u8; bytes.len()];
+        if file.read_exact_at(&mut old, 0).is_ok() && old == bytes {
+            return Ok(());
+        }
+    }
+    file.write_all_at(bytes, 0)?;
+    if len != bytes.len() as u64 {
+        file.set_len(bytes.len() as u64)?;
+    }
+    Ok(())
+}
+
 /// How a scan over a segment's batches ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScanEnd {
@@ -587,7 +611,7 @@ impl Segment {
             ("timeindex", indexes.time.to_bytes()),
         ] {
             let p = self.path(ext);
-            fs::write(&p, bytes).ctx(|| format!("writing {}", p.display()))?;
+            write_in_place(&p, &bytes).ctx(|| format!("writing {}", p.display()))?;
         }
         Ok(())
     }

@@ -57,3 +57,19 @@ pub fn read_all(log: &PartitionLog, from: Offset) -> Vec<(i64, i64)> {
     }
     out
 }
+
+/// A scratch directory for tests that create and delete many small files: on tmpfs
+/// (`/dev/shm`) when there is one, because those tests check logic, not the disk, and ext4
+/// metadata operations make them slow.
+pub fn scratch_dir() -> tempfile::TempDir {
+    let shm = std::path::Path::new("/dev/shm");
+    if shm.is_dir() {
+        if let Ok(d) = tempfile::Builder::new()
+            .prefix("flumen-log-")
+            .tempdir_in(shm)
+        {
+            return d;
+        }
+    }
+    tempfile::tempdir().unwrap()
+}
