@@ -52,7 +52,8 @@ pub struct ScanEnd {
 
 /// Walks the batches of `storage` from `from` up to `len`. With `verify`, each batch must be
 /// whole, magic 2, and pass its CRC and count checks, and `visit` receives the whole batch;
-/// otherwise `visit` gets the header bytes and only the header is required to be present.
+/// otherwise `visit` gets what of the batch is in the read buffer (at least the header; the
+/// whole batch when its length equals `header.size`).
 /// `visit` returns `Ok(true)` to go on, `Ok(false)` to stop, `Err(reason)` to stop as invalid.
 pub fn scan(
     storage: &dyn Storage,
@@ -124,7 +125,7 @@ pub fn scan(
             }
             visit(pos, &header, whole)
         } else {
-            visit(pos, &header, &avail[..HEADER_LEN])
+            visit(pos, &header, &avail[..header.size.min(avail.len())])
         };
         match keep_going {
             Ok(true) => pos += header.size as u64,
@@ -626,7 +627,7 @@ impl Segment {
     /// `None` if the segment has no batch with last offset >= target.
     pub fn find(&self, target: Offset) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let rel = (target.0 - self.base.0).clamp(0, u32::MAX as i64) as u32;
-        let start = self
+        let mut start = self
             .indexes()
             .offset
             .lookup(RelativeOffset(rel))
@@ -634,6 +635,20 @@ impl Segment {
         let chunk = (self.index_interval as usize).clamp(512, 1 << 16) + HEADER_LEN;
         let mut found = None;
         self.with_storage(|s| {
+            // The indexed batch itself often holds the target: try its header alone first.
+            if start + HEADER_LEN as u64 <= self.size {
+                let mut hb = [0u8; HEADER_LEN];
+                s.read_at(&mut hb, start)?;
+                if let Some(h) = BatchHeader::parse(&hb) {
+                    if h.magic == 2 && h.size >= HEADER_LEN {
+                        if h.last_offset() >= target.0 {
+                            found = Some((start, h));
+                            return Ok(());
+                        }
+                        start += h.size as u64;
+                    }
+                }
+            }
             scan(s, self.size, start, false, chunk, |pos, h, _| {
                 if h.last_offset() >= target.0 {
                     found = Some((pos, *h));
@@ -641,6 +656,7 @@ impl Segment {
                 }
                 Ok(true)
             })
+            .map(|_| ())
         })
         .ctx(|| format!("reading {}", self.path("log").display()))?;
         Ok(found)
@@ -709,31 +725,41 @@ impl Segment {
         if self.max_timestamp.0 < ts {
             return Ok(None);
         }
-        let start_offset = match self.indexes().time.lookup_before(ts) {
+        let indexes = self.indexes();
+        let start_offset = match indexes.time.lookup_before(ts) {
             Some(rel) => Offset(self.base.0 + rel.0 as i64).max(min_offset),
             None => min_offset.max(self.base),
         };
-        let Some((mut pos, _)) = self.find(start_offset)? else {
-            return Ok(None);
-        };
-        let mut hit = None;
+        let rel = (start_offset.0 - self.base.0).clamp(0, u32::MAX as i64) as u32;
+        let from = indexes
+            .offset
+            .lookup(RelativeOffset(rel))
+            .map_or(0, |(_, p)| p.0 as u64);
+        // One read usually covers the index entry, the batch found and its records.
+        let chunk = (4 * self.index_interval as usize).clamp(4096, 1 << 16);
+        let mut hit: Option<(u64, BatchHeader, Option<Vec<u8>>)> = None;
         self.with_storage(|s| {
-            scan(s, self.size, pos, false, 1 << 14, |p, h, _| {
+            scan(s, self.size, from, false, chunk, |p, h, bytes| {
                 if h.max_timestamp >= ts.0 && h.last_offset() >= min_offset.0 {
-                    pos = p;
-                    hit = Some(*h);
+                    let whole = (bytes.len() == h.size).then(|| bytes.to_vec());
+                    hit = Some((p, *h, whole));
                     return Ok(false);
                 }
                 Ok(true)
             })
         })
         .ctx(|| format!("reading {}", self.path("log").display()))?;
-        let Some(h) = hit else { return Ok(None) };
+        let Some((pos, h, whole)) = hit else {
+            return Ok(None);
+        };
         if h.compression() != 0 || h.is_log_append_time() {
             let first = Offset(h.base_offset).max(min_offset);
             return Ok(Some((first, Timestamp(h.max_timestamp))));
         }
-        let bytes = self.read_batch(pos, &h)?;
+        let bytes = match whole {
+            Some(b) => b,
+            None => self.read_batch(pos, &h)?,
+        };
         for r in batch::Records::new(&h, &bytes) {
             let r = r?;
             let off = Offset(h.base_offset + r.offset_delta as i64);

@@ -1,0 +1,210 @@
+//! Storage-engine benchmarks (issue 2 §4). Run through `bench/log.sh`, which also measures
+//! `dd` on the same file system and prints the ratios. Data lives in a temporary directory
+//! under `FLUMEN_BENCH_DIR` (default: the system temp dir) and is deleted afterwards.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use flumen_log::batch::build_batch;
+use flumen_log::{AppendOptions, LogConfig, Offset, PartitionLog, ReadOptions, Timestamp};
+
+const MIB: usize = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+fn bench_root() -> PathBuf {
+    std::env::var_os("FLUMEN_BENCH_DIR").map_or_else(std::env::temp_dir, PathBuf::from)
+}
+
+fn scratch() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("flumen-log-bench-")
+        .tempdir_in(bench_root())
+        .expect("bench temp dir")
+}
+
+/// A valid uncompressed batch of about `size` bytes made of 16 KiB records (or one record
+/// for small sizes).
+fn batch_of(size: usize, ts: i64) -> Vec<u8> {
+    let record = (16 * 1024).min(size);
+    let n = (size / record).max(1);
+    let value = vec![0x5au8; record - 80];
+    let values: Vec<&[u8]> = (0..n).map(|_| value.as_slice()).collect();
+    build_batch(ts, &values)
+}
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 256 << 20,
+        max_message_bytes: 8 << 20,
+        retention_ms: -1,
+        ..LogConfig::default()
+    }
+}
+
+/// Appends `batch` `iters` times, timing only the appends (and the fsync if `sync`); old
+/// segments are deleted outside the timed region so the page cache holds at most ~1 GiB.
+fn timed_appends(log: &mut PartitionLog, batch: &mut [u8], iters: u64, sync: bool) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let t = Instant::now();
+        log.append(batch, AppendOptions { now: Timestamp(1) })
+            .unwrap();
+        if sync {
+            log.flush().unwrap();
+        }
+        total += t.elapsed();
+        if log.size_bytes() > GIB {
+            let mut c = log.config().clone();
+            c.retention_bytes = 512 << 20;
+            log.set_config(c);
+            log.apply_retention(Timestamp(1)).unwrap();
+            log.set_config(config());
+        }
+    }
+    total
+}
+
+fn append(c: &mut Criterion) {
+    let mut g = c.benchmark_group("append");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    for (name, size) in [("1MiB", MIB), ("16KiB", 16 * 1024)] {
+        let dir = scratch();
+        let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+        let mut batch = batch_of(size, 1);
+        g.throughput(Throughput::Bytes(batch.len() as u64));
+        g.bench_function(BenchmarkId::new("page_cache", name), |b| {
+            b.iter_custom(|iters| timed_appends(&mut log, &mut batch, iters, false))
+        });
+    }
+    let dir = scratch();
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    let mut batch = batch_of(MIB, 1);
+    g.throughput(Throughput::Bytes(batch.len() as u64));
+    g.bench_function(BenchmarkId::new("fsync_each", "1MiB"), |b| {
+        b.iter_custom(|iters| timed_appends(&mut log, &mut batch, iters, true))
+    });
+    g.finish();
+}
+
+/// Fills a log with `total` bytes of batches of `batch_size`, timestamps = batch index.
+fn fill(dir: &std::path::Path, cfg: LogConfig, total: u64, batch_size: usize) -> PartitionLog {
+    let mut log = PartitionLog::open(dir, cfg).unwrap();
+    let template = batch_of(batch_size, 0);
+    let mut i = 0i64;
+    while log.size_bytes() + template.len() as u64 <= total {
+        let mut b = batch_of(batch_size, i);
+        log.append(&mut b, AppendOptions { now: Timestamp(1) })
+            .unwrap();
+        i += 1;
+    }
+    log
+}
+
+fn read(c: &mut Criterion) {
+    let mut g = c.benchmark_group("read");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    let dir = scratch();
+    let log = fill(
+        dir.path(),
+        LogConfig {
+            max_message_bytes: 8 << 20,
+            ..LogConfig::default()
+        },
+        GIB,
+        MIB,
+    );
+    g.throughput(Throughput::Bytes(log.size_bytes()));
+    g.bench_function("sequential_1GiB_warm", |b| {
+        b.iter(|| {
+            let mut next = Offset(0);
+            let mut bytes = 0usize;
+            loop {
+                let f = log
+                    .read(ReadOptions {
+                        offset: next,
+                        max_bytes: MIB as u32,
+                        max_offset: None,
+                    })
+                    .unwrap();
+                if f.records.is_empty() {
+                    break;
+                }
+                bytes += f.records.len();
+                // The last batch's last offset + 1 (header fields at 0 and 23).
+                let mut pos = 0;
+                while pos < f.records.len() {
+                    let h = flumen_log::batch::BatchHeader::parse(&f.records[pos..]).unwrap();
+                    next = Offset(h.last_offset() + 1);
+                    pos += h.size;
+                }
+            }
+            bytes
+        })
+    });
+    g.finish();
+}
+
+fn recovery(c: &mut Criterion) {
+    let mut g = c.benchmark_group("recovery");
+    g.sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5));
+    let dir = scratch();
+    let cfg = LogConfig {
+        max_message_bytes: 8 << 20,
+        ..LogConfig::default()
+    };
+    let log = fill(dir.path(), cfg.clone(), GIB, MIB);
+    let size = log.size_bytes();
+    drop(log); // unclean: no marker, no recovery point, so every open scans everything
+    g.throughput(Throughput::Bytes(size));
+    g.bench_function("scan_1GiB_unclean", |b| {
+        b.iter(|| {
+            let log = PartitionLog::open(dir.path(), cfg.clone()).unwrap();
+            assert_eq!(log.size_bytes(), size);
+            log.log_end_offset()
+        })
+    });
+    g.finish();
+}
+
+fn lookup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("lookup");
+    g.sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    let dir = scratch();
+    // A full 1 GiB segment of 4 KiB batches (one index entry every 4 KiB).
+    let log = fill(dir.path(), LogConfig::default(), GIB - 8192, 4096);
+    assert_eq!(log.segment_count(), 1);
+    let end = log.log_end_offset().0;
+    let batches = end; // one record per batch
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let mut rand = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    g.bench_function("offset_in_full_1GiB_segment", |b| {
+        b.iter(|| {
+            let o = (rand() % end as u64) as i64;
+            log.lookup_offset(Offset(o)).unwrap()
+        })
+    });
+    g.bench_function("timestamp_in_full_1GiB_segment", |b| {
+        b.iter(|| {
+            let t = (rand() % batches as u64) as i64;
+            log.offset_for_timestamp(Timestamp(t)).unwrap()
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, append, read, recovery, lookup);
+criterion_main!(benches);
