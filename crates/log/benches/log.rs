@@ -191,6 +191,18 @@ fn lookup(c: &mut Criterion) {
         x ^= x << 17;
         x
     };
+    // Floor: one positioned read of a batch header from the same (cached) file.
+    let file = std::fs::File::open(dir.path().join(format!("{:020}.log", 0))).unwrap();
+    let len = log.size_bytes();
+    g.bench_function("pread_61_bytes_baseline", |b| {
+        use std::os::unix::fs::FileExt;
+        let mut hb = [0u8; 61];
+        b.iter(|| {
+            let pos = rand() % (len - 61);
+            file.read_exact_at(&mut hb, pos).unwrap();
+            hb[0]
+        })
+    });
     g.bench_function("offset_in_full_1GiB_segment", |b| {
         b.iter(|| {
             let o = (rand() % end as u64) as i64;

@@ -12,42 +12,72 @@ use std::path::Path;
 
 use crate::types::{FilePosition, RelativeOffset, Timestamp};
 
+/// Entries per block of the in-memory summary: a lookup binary-searches the summary (one
+/// key per block, small enough to stay in cache), then one block.
+const BLOCK: usize = 64;
+
+/// Sorted keys with a summary of every [`BLOCK`]th key, for cache-friendly searches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Keys<K> {
+    keys: Vec<K>,
+    summary: Vec<K>,
+}
+
+impl<K: Copy + Ord> Keys<K> {
+    fn push(&mut self, k: K) {
+        if self.keys.len() % BLOCK == 0 {
+            self.summary.push(k);
+        }
+        self.keys.push(k);
+    }
+    /// Number of keys satisfying `pred`, where `pred` is true for a prefix.
+    fn partition_point(&self, pred: impl Fn(&K) -> bool) -> usize {
+        let b = self.summary.partition_point(&pred);
+        if b == 0 {
+            return 0;
+        }
+        let lo = (b - 1) * BLOCK;
+        let hi = (lo + BLOCK).min(self.keys.len());
+        lo + self.keys[lo..hi].partition_point(&pred)
+    }
+}
+
 /// The offset index of one segment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetIndex {
-    entries: Vec<(RelativeOffset, FilePosition)>,
+    offsets: Keys<RelativeOffset>,
+    positions: Vec<FilePosition>,
 }
 
 impl OffsetIndex {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.positions.len()
     }
     /// Whether there is no entry.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.positions.is_empty()
     }
     /// Adds an entry (must be above the last one).
     pub fn append(&mut self, offset: RelativeOffset, position: FilePosition) {
-        debug_assert!(self
-            .entries
-            .last()
-            .is_none_or(|&(o, p)| o < offset && p < position));
-        self.entries.push((offset, position));
+        debug_assert!(self.last().is_none_or(|(o, p)| o < offset && p < position));
+        self.offsets.push(offset);
+        self.positions.push(position);
     }
     /// The last entry.
     pub fn last(&self) -> Option<(RelativeOffset, FilePosition)> {
-        self.entries.last().copied()
+        let i = self.len().checked_sub(1)?;
+        Some((self.offsets.keys[i], self.positions[i]))
     }
     /// The largest entry whose offset is `<= target`.
     pub fn lookup(&self, target: RelativeOffset) -> Option<(RelativeOffset, FilePosition)> {
-        let i = self.entries.partition_point(|&(o, _)| o <= target);
-        (i > 0).then(|| self.entries[i - 1])
+        let i = self.offsets.partition_point(|&o| o <= target);
+        (i > 0).then(|| (self.offsets.keys[i - 1], self.positions[i - 1]))
     }
     /// Serialises in Kafka's `.index` format.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * 8);
-        for &(o, p) in &self.entries {
+        let mut out = Vec::with_capacity(self.len() * 8);
+        for (o, p) in self.offsets.keys.iter().zip(&self.positions) {
             out.extend_from_slice(&o.0.to_be_bytes());
             out.extend_from_slice(&p.0.to_be_bytes());
         }
@@ -71,7 +101,7 @@ impl OffsetIndex {
                     return None;
                 }
             }
-            index.entries.push((RelativeOffset(o), FilePosition(p)));
+            index.append(RelativeOffset(o), FilePosition(p));
         }
         Some(index)
     }
@@ -80,39 +110,42 @@ impl OffsetIndex {
 /// The time index of one segment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TimeIndex {
-    entries: Vec<(Timestamp, RelativeOffset)>,
+    timestamps: Keys<Timestamp>,
+    offsets: Vec<RelativeOffset>,
 }
 
 impl TimeIndex {
     /// Number of entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.offsets.len()
     }
     /// Whether there is no entry.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.offsets.is_empty()
     }
     /// The last entry (the segment's largest timestamp once the segment is closed).
     pub fn last(&self) -> Option<(Timestamp, RelativeOffset)> {
-        self.entries.last().copied()
+        let i = self.len().checked_sub(1)?;
+        Some((self.timestamps.keys[i], self.offsets[i]))
     }
     /// Adds an entry if `ts` is above the last one.
     pub fn maybe_append(&mut self, ts: Timestamp, offset: RelativeOffset) {
-        if ts.0 >= 0 && self.entries.last().is_none_or(|&(t, _)| ts > t) {
-            self.entries
-                .push((ts, offset.max(self.last().map_or(offset, |(_, o)| o))));
+        if ts.0 >= 0 && self.last().is_none_or(|(t, _)| ts > t) {
+            let offset = offset.max(self.last().map_or(offset, |(_, o)| o));
+            self.timestamps.push(ts);
+            self.offsets.push(offset);
         }
     }
     /// The offset of the last entry whose timestamp is `< target`: every batch before it has
     /// a smaller max timestamp, so a search for `target` can start there.
     pub fn lookup_before(&self, target: Timestamp) -> Option<RelativeOffset> {
-        let i = self.entries.partition_point(|&(t, _)| t < target);
-        (i > 0).then(|| self.entries[i - 1].1)
+        let i = self.timestamps.partition_point(|&t| t < target);
+        (i > 0).then(|| self.offsets[i - 1])
     }
     /// Serialises in Kafka's `.timeindex` format.
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.entries.len() * 12);
-        for &(t, o) in &self.entries {
+        let mut out = Vec::with_capacity(self.len() * 12);
+        for (t, o) in self.timestamps.keys.iter().zip(&self.offsets) {
             out.extend_from_slice(&t.0.to_be_bytes());
             out.extend_from_slice(&o.0.to_be_bytes());
         }
@@ -135,7 +168,8 @@ impl TimeIndex {
                     return None;
                 }
             }
-            index.entries.push((Timestamp(t), RelativeOffset(o)));
+            index.timestamps.push(Timestamp(t));
+            index.offsets.push(RelativeOffset(o));
         }
         Some(index)
     }
@@ -175,6 +209,32 @@ mod tests {
         assert_eq!(OffsetIndex::from_bytes(&b, 9000, 30), Some(i.clone()));
         assert_eq!(OffsetIndex::from_bytes(&b, 8000, 30), None);
         assert_eq!(OffsetIndex::from_bytes(&b[..7], 9000, 30), None);
+    }
+
+    #[test]
+    fn two_level_search_matches_linear_search() {
+        let mut i = OffsetIndex::default();
+        for k in 0..1000u32 {
+            i.append(RelativeOffset(k * 3 + 1), FilePosition(k * 100 + 7));
+        }
+        for t in 0..3100u32 {
+            let want = (0..1000u32)
+                .rev()
+                .find(|k| k * 3 + 1 <= t)
+                .map(|k| FilePosition(k * 100 + 7));
+            assert_eq!(i.lookup(RelativeOffset(t)).map(|e| e.1), want, "target {t}");
+        }
+        let mut ti = TimeIndex::default();
+        for k in 0..500i64 {
+            ti.maybe_append(Timestamp(k * 2), RelativeOffset(k as u32));
+        }
+        for t in 0..1100i64 {
+            let want = (0..500i64)
+                .rev()
+                .find(|k| k * 2 < t)
+                .map(|k| RelativeOffset(k as u32));
+            assert_eq!(ti.lookup_before(Timestamp(t)), want, "ts {t}");
+        }
     }
 
     #[test]
