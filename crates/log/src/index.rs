@@ -25,7 +25,7 @@ struct Keys<K> {
 
 impl<K: Copy + Ord> Keys<K> {
     fn push(&mut self, k: K) {
-        if self.keys.len() % BLOCK == 0 {
+        if self.keys.len() & (BLOCK - 1) == 0 {
             self.summary.push(k);
         }
         self.keys.push(k);
@@ -220,7 +220,7 @@ mod tests {
         for t in 0..3100u32 {
             let want = (0..1000u32)
                 .rev()
-                .find(|k| k * 3 + 1 <= t)
+                .find(|k| k * 3 < t)
                 .map(|k| FilePosition(k * 100 + 7));
             assert_eq!(i.lookup(RelativeOffset(t)).map(|e| e.1), want, "target {t}");
         }
