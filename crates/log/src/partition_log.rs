@@ -345,7 +345,7 @@ impl PartitionLog {
         if max_ts.0 == Timestamp::NONE {
             max_ts.1 = Offset(next.0 - 1);
         }
-        self.active_mut().append(batches, &headers)?;
+        self.active_mut().append(batches, &headers, now)?;
         self.unflushed_records += records;
         Ok(AppendInfo {
             first_offset: first,

@@ -287,7 +287,8 @@ pub struct Segment {
     pub next_offset: Offset,
     /// Largest batch max timestamp in the segment and the offset holding it.
     pub max_timestamp: (Timestamp, Offset),
-    /// Max timestamp of the first batch, for `segment.ms`.
+    /// Reference time for `segment.ms`: the broker clock at the segment's first append, or
+    /// after a reopen the first batch's max timestamp (Kafka's rule).
     pub first_timestamp: Option<Timestamp>,
     bytes_since_index: u64,
     indexes: OnceLock<Indexes>,
@@ -547,6 +548,7 @@ impl Segment {
         &mut self,
         bytes: &[u8],
         headers: &[(usize, BatchHeader, Offset)],
+        now: Timestamp,
     ) -> Result<(), LogError> {
         let path = self.path("log");
         let path_for_err = || format!("appending to {}", path.display());
@@ -572,10 +574,10 @@ impl Segment {
                 h,
                 om,
             );
-            if self.first_timestamp.is_none() {
-                self.first_timestamp = Some(Timestamp(h.max_timestamp));
-            }
             self.next_offset = Offset(h.last_offset() + 1);
+        }
+        if self.first_timestamp.is_none() {
+            self.first_timestamp = Some(now);
         }
         self.size += bytes.len() as u64;
         Ok(())

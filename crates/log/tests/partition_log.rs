@@ -411,3 +411,49 @@ fn manager_lists_opens_and_deletes() {
     assert!(!d.path().join("gone-1.deleted").exists());
     assert_eq!(m.partitions().len(), 1);
 }
+
+#[test]
+fn rolls_on_segment_ms_by_broker_clock_and_on_full_index() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_ms: 1000,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(d.path(), cfg).unwrap();
+    // Old producer timestamps do not roll by themselves: the broker clock decides.
+    for i in 0..5 {
+        let mut b = batch(1, 1, 10);
+        log.append(
+            &mut b,
+            AppendOptions {
+                now: Timestamp(10_000 + i),
+            },
+        )
+        .unwrap();
+    }
+    assert_eq!(log.segment_count(), 1);
+    let mut b = batch(1, 1, 10);
+    log.append(
+        &mut b,
+        AppendOptions {
+            now: Timestamp(11_001),
+        },
+    )
+    .unwrap();
+    assert_eq!(log.segment_count(), 2);
+    assert_eq!(log.segment_bases(), vec![Offset(0), Offset(5)]);
+
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        segment_index_bytes: 16,
+        index_interval_bytes: 1,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(d.path(), cfg).unwrap();
+    for i in 0..10 {
+        append(&mut log, i, 1, 10);
+    }
+    // 2 index entries per segment at most: a new segment every 3 batches.
+    assert!(log.segment_count() >= 3, "{}", log.segment_count());
+    assert_eq!(read_all(&log, Offset(0)).len(), 10);
+}
