@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use criterion::{criterion_group, criterion_main, Criterion, SamplingMode, Throughput};
 use flumen_log::batch::build_batch;
 use flumen_log::{AppendOptions, LogConfig, Offset, PartitionLog, ReadOptions, Timestamp};
 
@@ -35,57 +35,53 @@ fn batch_of(size: usize, ts: i64) -> Vec<u8> {
 
 fn config() -> LogConfig {
     LogConfig {
-        segment_bytes: 256 << 20,
         max_message_bytes: 8 << 20,
-        retention_ms: -1,
         ..LogConfig::default()
     }
 }
 
-/// Appends `batch` `iters` times, timing only the appends (and the fsync if `sync`); old
-/// segments are deleted outside the timed region so the page cache holds at most ~1 GiB.
-fn timed_appends(log: &mut PartitionLog, batch: &mut [u8], iters: u64, sync: bool) -> Duration {
-    let mut total = Duration::ZERO;
+/// Like `dd bs=<batch> count=<n>` into a new file: each iteration opens a fresh log,
+/// appends `total` bytes of `batch` (fsyncing each append if `sync`) and is timed up to the
+/// last append; the log is deleted outside the timed region, before its pages reach the disk.
+fn timed_fresh_log(batch: &mut [u8], total: u64, iters: u64, sync: bool) -> Duration {
+    let mut elapsed = Duration::ZERO;
     for _ in 0..iters {
+        let dir = scratch();
+        let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+        let n = total / batch.len() as u64;
         let t = Instant::now();
-        log.append(batch, AppendOptions { now: Timestamp(1) })
-            .unwrap();
-        if sync {
-            log.flush().unwrap();
+        for _ in 0..n {
+            log.append(batch, AppendOptions { now: Timestamp(1) })
+                .unwrap();
+            if sync {
+                log.flush().unwrap();
+            }
         }
-        total += t.elapsed();
-        if log.size_bytes() > GIB {
-            let mut c = log.config().clone();
-            c.retention_bytes = 512 << 20;
-            log.set_config(c);
-            log.apply_retention(Timestamp(1)).unwrap();
-            log.set_config(config());
-        }
+        elapsed += t.elapsed();
+        drop(log);
+        drop(dir);
     }
-    total
+    elapsed
 }
 
 fn append(c: &mut Criterion) {
     let mut g = c.benchmark_group("append");
     g.sample_size(10)
+        .sampling_mode(SamplingMode::Flat)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4));
-    for (name, size) in [("1MiB", MIB), ("16KiB", 16 * 1024)] {
-        let dir = scratch();
-        let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+        .measurement_time(Duration::from_secs(5));
+    for (name, size, total, sync) in [
+        ("page_cache/1MiB", MIB, GIB, false),
+        ("page_cache/16KiB", 16 * 1024, GIB, false),
+        ("fsync_each/1MiB", MIB, 128 * MIB as u64, true),
+    ] {
         let mut batch = batch_of(size, 1);
-        g.throughput(Throughput::Bytes(batch.len() as u64));
-        g.bench_function(BenchmarkId::new("page_cache", name), |b| {
-            b.iter_custom(|iters| timed_appends(&mut log, &mut batch, iters, false))
+        let n = total / batch.len() as u64;
+        g.throughput(Throughput::Bytes(n * batch.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter_custom(|iters| timed_fresh_log(&mut batch, total, iters, sync))
         });
     }
-    let dir = scratch();
-    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
-    let mut batch = batch_of(MIB, 1);
-    g.throughput(Throughput::Bytes(batch.len() as u64));
-    g.bench_function(BenchmarkId::new("fsync_each", "1MiB"), |b| {
-        b.iter_custom(|iters| timed_appends(&mut log, &mut batch, iters, true))
-    });
     g.finish();
 }
 
