@@ -240,13 +240,7 @@ impl PartitionLog {
         }
         if let Some(i) = cut_at {
             for &base in &bases[i + 1..] {
-                let doomed = Segment::open_closed(&self.dir, base, base, &self.config);
-                match doomed {
-                    Ok(seg) => seg.delete()?,
-                    Err(error) => {
-                        tracing::warn!(%error, "Cannot open a segment after the truncation point to delete it.")
-                    }
-                }
+                Segment::delete_files(&self.dir, base)?;
             }
             self.dir_dirty = true;
         }

@@ -385,13 +385,14 @@ impl Segment {
             .as_deref()
             .and_then(|b| TimeIndex::from_bytes(b, span.max(1)))
         {
-            Some(t) if !t.is_empty() || seg.size == 0 => {
+            // An empty time index is valid: the batches may carry no timestamps (-1).
+            Some(t) => {
                 if let Some((ts, o)) = t.last() {
                     seg.max_timestamp = (ts, Offset(base.0 + o.0 as i64));
                 }
             }
             _ => {
-                // Missing, corrupt or empty time index for a non-empty segment: rebuild both.
+                // Missing or corrupt time index: rebuild both indexes.
                 let storage = FileStorage::open_read_only(&path)
                     .ctx(|| format!("opening {}", path.display()))?;
                 let r = rebuild(&storage, base, config.index_interval_bytes)
@@ -796,15 +797,11 @@ impl Segment {
         Ok(new_next)
     }
 
-    /// Removes the segment's files (renamed `.deleted` first, so a crash in between leaves
-    /// files the loader knows to remove).
-    pub fn delete(mut self) -> Result<(), LogError> {
-        self.log = None;
+    /// Removes the files of segment `base` in `dir` without opening it.
+    pub fn delete_files(dir: &Path, base: Offset) -> Result<(), LogError> {
         for ext in ["log", "index", "timeindex"] {
-            let p = self.path(ext);
-            let d = self
-                .dir
-                .join(format!("{}.deleted", file_name(self.base, ext)));
+            let p = dir.join(file_name(base, ext));
+            let d = dir.join(format!("{}.deleted", file_name(base, ext)));
             match fs::rename(&p, &d) {
                 Ok(()) => fs::remove_file(&d).ctx(|| format!("removing {}", d.display()))?,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -812,6 +809,13 @@ impl Segment {
             }
         }
         Ok(())
+    }
+
+    /// Removes the segment's files (renamed `.deleted` first, so a crash in between leaves
+    /// files the loader knows to remove).
+    pub fn delete(mut self) -> Result<(), LogError> {
+        self.log = None;
+        Segment::delete_files(&self.dir, self.base)
     }
 
     /// Last-modified time of the `.log` in ms (retention fallback for segments without timestamps).
