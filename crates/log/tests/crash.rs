@@ -248,3 +248,32 @@ fn leftover_files_from_interrupted_operations_are_removed() {
         "{names:?}"
     );
 }
+
+#[test]
+fn corruption_in_an_older_unflushed_segment_truncates_there_and_drops_later_segments() {
+    let dir = scratch_dir();
+    let mut log = PartitionLog::open(dir.path(), config()).unwrap();
+    for i in 0..40 {
+        append(&mut log, 1000 + i, 2, 60);
+    }
+    let bases = log.segment_bases();
+    assert!(bases.len() >= 4, "{bases:?}");
+    // Nothing was flushed (no recovery point): crash with a bad byte in the middle of the
+    // third segment.
+    drop(log);
+    let victim = dir.path().join(format!("{:020}.log", bases[2].0));
+    let mut bytes = fs::read(&victim).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    fs::write(&victim, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), config()).unwrap();
+    let kept = log.segment_bases();
+    assert_eq!(kept, bases[..3].to_vec(), "later segments must be deleted");
+    assert!(log.log_end_offset() > bases[2] && log.log_end_offset() < bases[3]);
+    for b in &bases[3..] {
+        assert!(!dir.path().join(format!("{:020}.log", b.0)).exists());
+    }
+    // Everything up to the damaged batch reads back in order.
+    let all = read_all(&log, Offset(0));
+    assert_eq!(all.last().unwrap().1 + 1, log.log_end_offset().0);
+}
