@@ -35,9 +35,6 @@ pub enum LogError {
         /// The magic byte found.
         magic: i8,
     },
-    /// An append carried no batch at all.
-    #[error("append with no record batch")]
-    EmptyAppend,
     /// A file-system operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -294,7 +294,7 @@ impl PartitionLog {
         options: AppendOptions,
     ) -> Result<AppendInfo, LogError> {
         if batches.is_empty() {
-            return Err(LogError::EmptyAppend);
+            return Err(LogError::corrupt("the append holds no record batch"));
         }
         let mut spans = Vec::new();
         let mut pos = 0usize;
@@ -683,9 +683,14 @@ impl PartitionLog {
         &self.config
     }
 
-    /// Closes the active segment's file handle; it is reopened on the next append or read.
-    /// Lets a broker with many idle partitions keep few files open.
+    /// Closes the active segment's file handle (reopened on the next append) and drops the
+    /// cached indexes of closed segments (reloaded on the next lookup). Lets a broker with
+    /// many idle partitions keep few files open and little memory.
     pub fn release_handles(&mut self) {
+        let last = self.segments.len() - 1;
+        for seg in &mut self.segments[..last] {
+            seg.drop_cached_indexes();
+        }
         self.active_mut().release_handle();
     }
 

@@ -531,6 +531,12 @@ impl Segment {
         Ok(self.log.as_mut().expect("just opened"))
     }
 
+    /// Forgets the in-memory indexes of a closed segment (reloaded from the files on the next
+    /// lookup).
+    pub fn drop_cached_indexes(&mut self) {
+        self.indexes = OnceLock::new();
+    }
+
     /// Closes the `.log` handle (it is reopened on demand).
     pub fn release_handle(&mut self) {
         self.log = None;

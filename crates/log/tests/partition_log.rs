@@ -124,7 +124,7 @@ fn append_rejects_bad_batches_and_appends_nothing() {
     ));
     assert!(matches!(
         log.append(&mut [], AppendOptions::default()),
-        Err(LogError::EmptyAppend)
+        Err(LogError::CorruptBatch { .. })
     ));
     assert_eq!(log.log_end_offset(), Offset(0));
     assert_eq!(log.size_bytes(), 0);
@@ -208,6 +208,10 @@ fn rolls_segments_and_reads_across_them() {
             "offset {o}"
         );
     }
+    // Dropping handles and cached indexes changes nothing visible.
+    log.release_handles();
+    assert_eq!(read_all(&log, Offset(0)), all);
+    assert_eq!(append(&mut log, 5000, 1, 1).0, Offset(80));
     // Files are named by 20-digit base offset.
     for base in log.segment_bases() {
         assert!(d.path().join(format!("{:020}.log", base.0)).exists());
