@@ -38,6 +38,6 @@ pub use config::LogConfig;
 pub use error::LogError;
 pub use manager::LogManager;
 pub use partition_log::{
-    AppendInfo, AppendOptions, FetchInfo, PartitionLog, ReadOptions, RetentionInfo,
+    AppendInfo, AppendOptions, FetchInfo, PartitionLog, PendingFlush, ReadOptions, RetentionInfo,
 };
 pub use types::{FilePosition, Offset, RelativeOffset, Timestamp, TimestampType, TopicPartition};

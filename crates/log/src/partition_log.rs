@@ -73,6 +73,47 @@ pub struct FetchInfo {
     pub log_start_offset: Offset,
 }
 
+/// A flush prepared by [`PartitionLog::begin_flush`]: the files to fsync, so the fsyncs can
+/// run while the log itself is free for appends.
+#[derive(Debug)]
+pub struct PendingFlush {
+    /// Files to fdatasync, with a duplicate of the handle that wrote them when still open.
+    files: Vec<(PathBuf, Option<fs::File>)>,
+    /// The partition directory, when segment files were created or removed since its last fsync.
+    dir: Option<PathBuf>,
+    dir_changes: u64,
+    truncations: u64,
+    upto: Offset,
+    records: u64,
+}
+
+impl PendingFlush {
+    /// The recovery point once this flush completes (the log end offset at `begin_flush`).
+    pub fn offset(&self) -> Offset {
+        self.upto
+    }
+
+    /// Runs the fsyncs. Safe to call without holding the log (it touches only files); a
+    /// segment deleted meanwhile is skipped.
+    pub fn sync(&self) -> Result<(), LogError> {
+        for (path, handle) in &self.files {
+            let result = match handle {
+                Some(f) => f.sync_data(),
+                None => match fs::File::open(path) {
+                    Ok(f) => f.sync_data(),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(e),
+                },
+            };
+            result.ctx(|| format!("syncing {}", path.display()))?;
+        }
+        if let Some(dir) = &self.dir {
+            checkpoint::sync_dir(dir)?;
+        }
+        Ok(())
+    }
+}
+
 /// What a retention pass deleted.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RetentionInfo {
@@ -97,8 +138,13 @@ pub struct PartitionLog {
     checkpointed_segment: Option<Offset>,
     unflushed_records: u64,
     last_flush: Timestamp,
-    /// A segment file was created or removed since the directory was last fsynced.
-    dir_dirty: bool,
+    /// Segment files created or removed so far (directory changes).
+    dir_changes: u64,
+    /// `dir_changes` as of the last directory fsync.
+    dir_synced: u64,
+    /// Number of `truncate_to` calls that removed data (a pending flush from before one of
+    /// them must not advance the recovery point over re-appended data).
+    truncations: u64,
     /// The clean-shutdown marker is still on disk (removed before the first change).
     clean_marker: bool,
 }
@@ -154,7 +200,9 @@ impl PartitionLog {
             checkpointed_segment: None,
             unflushed_records: 0,
             last_flush: Timestamp::now(),
-            dir_dirty: false,
+            dir_changes: 0,
+            dir_synced: 0,
+            truncations: 0,
             clean_marker: clean,
         };
         if bases.is_empty() {
@@ -242,7 +290,7 @@ impl PartitionLog {
             for &base in &bases[i + 1..] {
                 Segment::delete_files(&self.dir, base)?;
             }
-            self.dir_dirty = true;
+            self.dir_changes += 1;
         }
         // No fsync here: the recovery point stays where it was (clamped to the new end), so
         // a crash before the next flush simply repeats this recovery.
@@ -384,10 +432,11 @@ impl PartitionLog {
         let a = self.active_mut();
         a.seal_time_index();
         a.write_indexes(false)?;
-        a.release_handle();
+        // The handle stays open until the next flush fsyncs through it (so a writeback
+        // error is reported to this file description), then it is released.
         let seg = Segment::create(&self.dir, leo, &self.config)?;
         self.segments.push(seg);
-        self.dir_dirty = true;
+        self.dir_changes += 1;
         Ok(())
     }
 
@@ -537,7 +586,7 @@ impl PartitionLog {
             info.deleted_segments += 1;
             info.deleted_bytes += seg.size;
             seg.delete()?;
-            self.dir_dirty = true;
+            self.dir_changes += 1;
         }
         let first = self.segments[0].base;
         self.log_start = self.log_start.max(first);
@@ -589,7 +638,7 @@ impl PartitionLog {
         }
         if total.deleted_segments > 0 {
             checkpoint::sync_dir(&self.dir)?;
-            self.dir_dirty = false;
+            self.dir_synced = self.dir_changes;
         }
         total.log_start_offset = self.log_start;
         Ok(total)
@@ -605,10 +654,11 @@ impl PartitionLog {
             return Err(self.out_of_range(offset));
         }
         self.mark_dirty()?;
+        self.truncations += 1;
         while self.segments.len() > 1 && self.active().base >= offset {
             let seg = self.segments.pop().expect("more than one");
             seg.delete()?;
-            self.dir_dirty = true;
+            self.dir_changes += 1;
         }
         let leo = self.active_mut().truncate_to(offset)?;
         if self.log_start > leo {
@@ -643,32 +693,73 @@ impl PartitionLog {
     }
 
     /// fsyncs everything appended so far (one fsync covers every append since the last
-    /// flush: group commit) and advances the recovery point.
+    /// flush: group commit) and advances the recovery point. Equivalent to
+    /// [`begin_flush`](Self::begin_flush), [`PendingFlush::sync`] and
+    /// [`complete_flush`](Self::complete_flush) in a row.
     pub fn flush(&mut self) -> Result<(), LogError> {
+        let pending = self.begin_flush()?;
+        pending.sync()?;
+        self.complete_flush(pending)
+    }
+
+    /// Prepares a flush of everything appended so far. The returned [`PendingFlush`] does
+    /// the fsyncs in [`PendingFlush::sync`], which needs no access to the log: a broker can
+    /// release the partition's lock while it runs, let more appends in, then call
+    /// [`complete_flush`](Self::complete_flush) — group commit without blocking producers.
+    pub fn begin_flush(&mut self) -> Result<PendingFlush, LogError> {
         let leo = self.log_end_offset();
+        let mut files = Vec::new();
         if self.recovery_point < leo {
             let last = self.segments.len() - 1;
             for (i, seg) in self.segments.iter().enumerate() {
                 if seg.next_offset <= self.recovery_point && i != last {
                     continue;
                 }
-                seg.sync()?;
+                let handle = seg
+                    .sync_handle()
+                    .ctx(|| format!("duplicating handle of {}", seg.path("log").display()))?;
+                files.push((seg.path("log"), handle));
                 if i != last {
-                    seg.write_indexes(true)?;
+                    seg.write_indexes(false)?;
+                    files.push((seg.path("index"), None));
+                    files.push((seg.path("timeindex"), None));
                 }
             }
         }
-        if self.dir_dirty {
-            checkpoint::sync_dir(&self.dir)?;
-            self.dir_dirty = false;
+        Ok(PendingFlush {
+            files,
+            dir: (self.dir_changes > self.dir_synced).then(|| self.dir.clone()),
+            dir_changes: self.dir_changes,
+            truncations: self.truncations,
+            upto: leo,
+            records: self.unflushed_records,
+        })
+    }
+
+    /// Records a flush whose [`PendingFlush::sync`] succeeded: advances the recovery point
+    /// (to at most the current log end), and rewrites the recovery-point checkpoint when
+    /// the recovery point moved into a new segment.
+    pub fn complete_flush(&mut self, done: PendingFlush) -> Result<(), LogError> {
+        let leo = self.log_end_offset();
+        if done.truncations == self.truncations {
+            self.recovery_point = self.recovery_point.max(done.upto.min(leo));
+            self.unflushed_records = self.unflushed_records.saturating_sub(done.records);
         }
-        self.recovery_point = leo;
-        self.unflushed_records = 0;
         self.last_flush = Timestamp::now();
-        let active_base = self.active().base;
-        if self.checkpointed_segment != Some(active_base) {
-            checkpoint::write(&self.dir, RECOVERY_POINT_FILE, leo)?;
-            self.checkpointed_segment = Some(active_base);
+        if done.dir.is_some() {
+            self.dir_synced = self.dir_synced.max(done.dir_changes);
+        }
+        let last = self.segments.len() - 1;
+        let rp = self.recovery_point;
+        for seg in &mut self.segments[..last] {
+            if seg.next_offset <= rp {
+                seg.release_handle();
+            }
+        }
+        let holder = self.segments[self.segment_index(rp)].base;
+        if self.checkpointed_segment != Some(holder) {
+            checkpoint::write(&self.dir, RECOVERY_POINT_FILE, rp)?;
+            self.checkpointed_segment = Some(holder);
         }
         Ok(())
     }

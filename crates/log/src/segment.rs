@@ -626,6 +626,14 @@ impl Segment {
         Ok(())
     }
 
+    /// A duplicate of the open `.log` handle, if the file is open (for fsync elsewhere).
+    pub fn sync_handle(&self) -> io::Result<Option<fs::File>> {
+        match &self.log {
+            Some(s) => s.sync_handle(),
+            None => Ok(None),
+        }
+    }
+
     /// fsyncs the `.log`.
     pub fn sync(&self) -> Result<(), LogError> {
         self.with_storage(|s| s.sync())

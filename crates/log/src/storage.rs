@@ -23,6 +23,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     fn is_empty(&self) -> bool {
         self.len() == 0
     }
+    /// A duplicate OS handle to fsync from another thread, if this storage is a real file.
+    fn sync_handle(&self) -> io::Result<Option<File>> {
+        Ok(None)
+    }
 }
 
 /// A [`Storage`] on a real file, using positioned reads and writes.
@@ -72,6 +76,9 @@ impl Storage for FileStorage {
     }
     fn len(&self) -> u64 {
         self.len
+    }
+    fn sync_handle(&self) -> io::Result<Option<File>> {
+        self.file.try_clone().map(Some)
     }
 }
 

@@ -22,6 +22,8 @@ enum Op {
         bound: Option<u16>,
     },
     Roll,
+    BeginFlush,
+    CompleteFlush,
     RetainBytes(u16),
     RetainTime(i64),
     DeleteBefore(u16),
@@ -45,6 +47,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => any::<u16>().prop_map(Op::DeleteBefore),
         1 => any::<u16>().prop_map(Op::Truncate),
         1 => Just(Op::Flush),
+        1 => Just(Op::BeginFlush),
+        1 => Just(Op::CompleteFlush),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         2 => (0i64..2200).prop_map(Op::TimeLookup),
     ]
@@ -119,6 +123,8 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
     let dir = scratch_dir();
     let mut log = Some(PartitionLog::open(dir.path(), config()).unwrap());
     let mut m = Model::default();
+    let mut pending: Option<PendingFlush> = None;
+    let mut truncated_since_begin = false;
     for op in ops {
         let l = log.as_mut().unwrap();
         match op {
@@ -220,13 +226,33 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     prop_assert_eq!(new_end.0, want);
                     m.end = new_end.0;
                     m.log_start = m.log_start.min(m.end);
+                    truncated_since_begin = true;
                 }
             }
             Op::Flush => {
                 l.flush().unwrap();
                 prop_assert_eq!(l.recovery_point(), Offset(m.end));
             }
+            Op::BeginFlush => {
+                pending = Some(l.begin_flush().unwrap());
+                truncated_since_begin = false;
+            }
+            Op::CompleteFlush => {
+                if let Some(p) = pending.take() {
+                    let upto = p.offset();
+                    p.sync().unwrap();
+                    let before = l.recovery_point();
+                    l.complete_flush(p).unwrap();
+                    let want = if truncated_since_begin {
+                        before
+                    } else {
+                        before.max(upto.min(Offset(m.end)))
+                    };
+                    prop_assert_eq!(l.recovery_point(), want);
+                }
+            }
             Op::Reopen { clean } => {
+                pending = None;
                 let l = log.take().unwrap();
                 if clean {
                     l.close().unwrap();

@@ -461,3 +461,44 @@ fn rolls_on_segment_ms_by_broker_clock_and_on_full_index() {
     assert!(log.segment_count() >= 3, "{}", log.segment_count());
     assert_eq!(read_all(&log, Offset(0)).len(), 10);
 }
+
+#[test]
+fn split_flush_lets_appends_in_while_syncing() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        flush_messages: Some(2),
+        segment_bytes: 300,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::open(d.path(), cfg).unwrap();
+    append(&mut log, 1, 3, 10);
+    let pending = log.begin_flush().unwrap();
+    assert_eq!(pending.offset(), Offset(3));
+    // Appends (and a roll) while the fsync runs elsewhere.
+    let t = std::thread::spawn(move || {
+        pending.sync().unwrap();
+        pending
+    });
+    for _ in 0..4 {
+        append(&mut log, 2, 1, 100);
+    }
+    assert!(log.segment_count() > 1);
+    let pending = t.join().unwrap();
+    log.complete_flush(pending).unwrap();
+    assert_eq!(log.recovery_point(), Offset(3));
+    assert_eq!(log.unflushed_records(), 4);
+    assert!(log.needs_flush(Timestamp::now()));
+    log.flush().unwrap();
+    assert_eq!(log.recovery_point(), Offset(7));
+    assert!(!log.needs_flush(Timestamp::now()));
+    // A flush prepared before a truncation never moves the recovery point past the end.
+    append(&mut log, 3, 2, 10);
+    let pending = log.begin_flush().unwrap();
+    log.truncate_to(Offset(8)).unwrap();
+    pending.sync().unwrap();
+    log.complete_flush(pending).unwrap();
+    assert!(log.recovery_point() <= log.log_end_offset());
+    drop(log);
+    let log = PartitionLog::open(d.path(), LogConfig::default()).unwrap();
+    assert_eq!(log.log_end_offset(), Offset(7));
+}
