@@ -433,7 +433,13 @@ impl PartitionLog {
         a.seal_time_index();
         a.write_indexes(false)?;
         // The handle stays open until the next flush fsyncs through it (so a writeback
-        // error is reported to this file description), then it is released.
+        // error is reported to this file description), then it is released. Older closed
+        // segments let theirs go now, so a log holds at most two open files even if it is
+        // never flushed.
+        let n = self.segments.len();
+        for seg in &mut self.segments[..n - 1] {
+            seg.release_handle();
+        }
         let seg = Segment::create(&self.dir, leo, &self.config)?;
         self.segments.push(seg);
         self.dir_changes += 1;

@@ -5,6 +5,9 @@ mod common;
 use common::*;
 use flumen_log::*;
 
+/// The fd-counting tests run one at a time (tests of one binary share the process).
+static FD_COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
@@ -13,6 +16,7 @@ fn open_fds() -> usize {
 
 #[test]
 fn partition_logs_hold_at_most_one_file_each_and_none_when_idle() {
+    let _serial = FD_COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch_dir();
     let manager = LogManager::open(dir.path()).unwrap();
     const N: i32 = 1000;
@@ -53,6 +57,29 @@ fn partition_logs_hold_at_most_one_file_each_and_none_when_idle() {
     for log in logs {
         log.close().unwrap();
     }
+}
+
+#[test]
+fn a_log_that_rolls_often_and_never_flushes_holds_at_most_two_files() {
+    let _serial = FD_COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = scratch_dir();
+    let cfg = LogConfig {
+        segment_bytes: 200,
+        ..LogConfig::default()
+    };
+    let before = open_fds();
+    let mut log = PartitionLog::open(dir.path(), cfg).unwrap();
+    for i in 0..200 {
+        append(&mut log, i, 1, 100);
+    }
+    assert!(log.segment_count() > 100);
+    assert!(
+        open_fds() <= before + 2,
+        "{} files open",
+        open_fds() - before
+    );
+    log.flush().unwrap();
+    assert!(open_fds() <= before + 1);
 }
 
 #[test]
