@@ -644,28 +644,16 @@ impl Segment {
     /// `None` if the segment has no batch with last offset >= target.
     pub fn find(&self, target: Offset) -> Result<Option<(u64, BatchHeader)>, LogError> {
         let rel = (target.0 - self.base.0).clamp(0, u32::MAX as i64) as u32;
-        let mut start = self
+        let start = self
             .indexes()
             .offset
             .lookup(RelativeOffset(rel))
             .map_or(0, |(_, p)| p.0 as u64);
-        let chunk = (self.index_interval as usize).clamp(512, 1 << 16) + HEADER_LEN;
+        let chunk = (self.index_interval as usize).clamp(512, 1 << 16) + 2 * HEADER_LEN;
         let mut found = None;
         self.with_storage(|s| {
-            // The indexed batch itself often holds the target: try its header alone first.
-            if start + HEADER_LEN as u64 <= self.size {
-                let mut hb = [0u8; HEADER_LEN];
-                s.read_at(&mut hb, start)?;
-                if let Some(h) = BatchHeader::parse(&hb) {
-                    if h.magic == 2 && h.size >= HEADER_LEN {
-                        if h.last_offset() >= target.0 {
-                            found = Some((start, h));
-                            return Ok(());
-                        }
-                        start += h.size as u64;
-                    }
-                }
-            }
+            // One read of an index interval plus a header reaches every batch that can hold
+            // the target (a syscall costs more here than copying a few KiB).
             scan(s, self.size, start, false, chunk, |pos, h, _| {
                 if h.last_offset() >= target.0 {
                     found = Some((pos, *h));
