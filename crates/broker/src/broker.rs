@@ -73,6 +73,8 @@ pub struct Broker {
     pub advertised: Listener,
     /// The cluster id (persisted).
     pub cluster_id: String,
+    /// The group coordinator and committed offsets.
+    pub groups: Arc<crate::group::GroupCoordinator>,
     meta: MetaStore,
     logs: LogManager,
     topics: RwLock<HashMap<String, Arc<Topic>>>,
@@ -136,7 +138,9 @@ impl Broker {
             }
         }
         let hw = state.producer_id_high_water;
+        let groups = Arc::new(crate::group::GroupCoordinator::open(&config.log_dir, config.groups.clone())?);
         Ok(Broker {
+            groups,
             cluster_id: state.cluster_id.clone(),
             config,
             advertised,
@@ -363,6 +367,7 @@ impl Broker {
 
     /// Closes every partition: flush, snapshot, clean-shutdown marker (blocking).
     pub fn close(&self) {
+        self.groups.close();
         for p in self.partitions() {
             if let Err(error) = p.close() {
                 tracing::error!(%error, partition = %p.tp(), "Closing the partition failed.");

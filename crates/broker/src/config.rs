@@ -86,6 +86,8 @@ pub struct BrokerConfig {
     pub log_message_timestamp_type: TimestampType,
     /// `fetch.max.bytes`: broker cap on a Fetch response. Default 57671680 (55 MiB, Kafka's).
     pub fetch_max_bytes: u32,
+    /// The group coordinator's keys (`group.*`, `offsets.*`): see [`crate::group::GroupConfig`].
+    pub groups: crate::group::GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -111,6 +113,7 @@ impl Default for BrokerConfig {
             socket_request_max_bytes: 104_857_600,
             log_message_timestamp_type: TimestampType::CreateTime,
             fetch_max_bytes: 57_671_680,
+            groups: crate::group::GroupConfig::default(),
         }
     }
 }
@@ -130,7 +133,6 @@ const IGNORED_KEYS: &[&str] = &[
     "offsets.topic.num.partitions",
     "transaction.state.log.replication.factor",
     "transaction.state.log.min.isr",
-    "group.initial.rebalance.delay.ms",
     "process.roles",
     "controller.quorum.voters",
     "controller.quorum.bootstrap.servers",
@@ -294,7 +296,7 @@ impl BrokerConfig {
         let mut c = BrokerConfig::default();
         let mut unknown = Vec::new();
         for key in map.keys() {
-            if !KNOWN_KEYS.contains(key) && !IGNORED_KEYS.contains(key) {
+            if !KNOWN_KEYS.contains(key) && !IGNORED_KEYS.contains(key) && !crate::group::KEYS.contains(key) {
                 unknown.push(key.to_string());
             }
         }
@@ -426,6 +428,7 @@ impl BrokerConfig {
                 return Err(invalid("fetch.max.bytes", v, "must be at least 1024"));
             }
         }
+        c.groups = crate::group::GroupConfig::from_lookup(get)?;
         Ok((c, unknown))
     }
 

@@ -64,6 +64,17 @@ pub static HANDLERS: &[ApiHandler] = &[
     handlers::create_partitions::HANDLER,
     handlers::incremental_alter_configs::HANDLER,
     handlers::describe_cluster::HANDLER,
+    // Consumer groups (crate::group).
+    handlers::offset_commit::HANDLER,
+    handlers::offset_fetch::HANDLER,
+    handlers::join_group::HANDLER,
+    handlers::heartbeat::HANDLER,
+    handlers::leave_group::HANDLER,
+    handlers::sync_group::HANDLER,
+    handlers::describe_groups::HANDLER,
+    handlers::list_groups::HANDLER,
+    handlers::delete_groups::HANDLER,
+    handlers::offset_delete::HANDLER,
 ];
 
 /// The row for an API key.
@@ -110,6 +121,16 @@ pub fn api_name(key: ApiKey) -> &'static str {
         ApiKey::CreatePartitions => "CreatePartitions",
         ApiKey::IncrementalAlterConfigs => "IncrementalAlterConfigs",
         ApiKey::DescribeCluster => "DescribeCluster",
+        ApiKey::OffsetCommit => "OffsetCommit",
+        ApiKey::OffsetFetch => "OffsetFetch",
+        ApiKey::JoinGroup => "JoinGroup",
+        ApiKey::Heartbeat => "Heartbeat",
+        ApiKey::LeaveGroup => "LeaveGroup",
+        ApiKey::SyncGroup => "SyncGroup",
+        ApiKey::DescribeGroups => "DescribeGroups",
+        ApiKey::ListGroups => "ListGroups",
+        ApiKey::DeleteGroups => "DeleteGroups",
+        ApiKey::OffsetDelete => "OffsetDelete",
         _ => "request",
     }
 }

@@ -12,6 +12,7 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod error;
+pub mod group;
 pub mod handlers;
 pub mod meta_store;
 pub mod partition;

@@ -116,6 +116,7 @@ impl Server {
             });
         }
         tracker.spawn(background(broker.clone(), shutdown.clone()));
+        tracker.spawn(broker.groups.clone().run(shutdown.clone()));
         shutdown.cancelled().await;
         tracing::info!("Shutting down: no new connections; finishing in-flight requests.");
         tracker.close();
