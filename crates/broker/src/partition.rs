@@ -240,7 +240,10 @@ impl Partition {
                 -1 => (log.high_watermark().0, -1),
                 -2 | -4 | -5 => (log.log_start_offset().0, -1),
                 -3 => log.max_timestamp_offset().map(|(o, t)| (o.0, t.0)).unwrap_or((-1, -1)),
-                ts => log.offset_for_timestamp(Timestamp(ts))?.map(|(o, t)| (o.0, t.0)).unwrap_or((-1, -1)),
+                ts => match log.offset_for_timestamp(Timestamp(ts))? {
+                    Some((o, t)) => refine_in_compressed_batch(log, o.0, ts).unwrap_or((o.0, t.0)),
+                    None => (-1, -1),
+                },
             })
         })
     }
@@ -313,6 +316,23 @@ impl Partition {
         drop(log);
         let _ = std::fs::remove_file(&self.snapshot_path);
     }
+}
+
+/// The log answers a timestamp lookup exactly for uncompressed batches; for a compressed
+/// batch it gives the batch. Decompress that batch and find the first record at or after
+/// `offset` whose timestamp is ≥ `target` (Kafka does the same).
+fn refine_in_compressed_batch(log: &PartitionLog, offset: i64, target: i64) -> Option<(i64, i64)> {
+    let info = log.read(ReadOptions { offset: Offset(offset), max_bytes: 1, max_offset: None }).ok()?;
+    let header = batch::parse_header(&info.records)?;
+    if header.compression() == 0 || info.records.len() < header.size {
+        return None;
+    }
+    let mut buf = bytes::Bytes::copy_from_slice(&info.records[..header.size]);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf).ok()?;
+    set.records
+        .iter()
+        .find(|r| r.offset >= offset && r.timestamp >= target)
+        .map(|r| (r.offset, r.timestamp))
 }
 
 fn write_snapshot(path: &Path, snap: &ProducerSnapshot) -> Result<()> {
