@@ -122,8 +122,16 @@ async fn read_frame(
             "frame of {size} bytes exceeds socket.request.max.bytes {max}"
         )));
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    rd.read_exact(&mut buf).await.map_err(Close::Io)?;
+    // Read into spare capacity: no zero-filling of the frame buffer.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let want = (size - buf.len()) as u64;
+        let n = (&mut *rd).take(want).read_buf(&mut buf).await.map_err(Close::Io)?;
+        if n == 0 {
+            return Err(Close::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
