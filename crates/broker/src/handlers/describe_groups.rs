@@ -16,10 +16,17 @@ pub const HANDLER: ApiHandler = crate::handler_row!(ApiKey::DescribeGroups, 0, 5
 
 /// Kafka's "operations not requested" marker.
 const NO_OPERATIONS: i32 = i32::MIN;
+/// Without ACLs every group operation is allowed: READ (3), DELETE (6), DESCRIBE (8).
+const GROUP_OPERATIONS: i32 = (1 << 3) | (1 << 6) | (1 << 8);
 
 async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let req: DescribeGroupsRequest = decode(&ctx, body)?;
     let version = ctx.version;
+    let operations = if req.include_authorized_operations {
+        GROUP_OPERATIONS
+    } else {
+        NO_OPERATIONS
+    };
     let groups = req
         .groups
         .into_iter()
@@ -27,7 +34,7 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             ctx.broker.groups.inspect(&id.0, |g| {
                 let base = DescribedGroup::default()
                     .with_group_id(id.clone())
-                    .with_authorized_operations(NO_OPERATIONS);
+                    .with_authorized_operations(operations);
                 let Some(g) = g else {
                     return base
                         .with_group_state(s(GroupState::Dead.name()))
