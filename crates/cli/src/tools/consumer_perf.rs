@@ -262,13 +262,10 @@ pub fn run(args: ConsumerPerfArgs) -> anyhow::Result<()> {
             timed_out = true;
             break;
         }
-        match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(m)) => {
-                messages += 1;
-                bytes += (m.payload_len() + m.key().map_or(0, |k| k.len())) as u64;
-                last_record = Instant::now();
-            }
-            Some(Err(_)) | None => {}
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            messages += 1;
+            bytes += (m.payload_len() + m.key().map_or(0, |k| k.len())) as u64;
+            last_record = Instant::now();
         }
         bar.draw(messages, count, "records consumed");
         if args.show_detailed_stats && last_report.elapsed() >= interval {
