@@ -335,6 +335,7 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
             ));
         }
     }
+    let throwaway_group = args.group.is_none() && !props.contains_key("group.id");
     let group = match args
         .group
         .clone()
@@ -399,6 +400,16 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition_offset(topic, p, start_offset.unwrap_or(Offset::End))?;
                 consumer.assign(&tpl)?;
+            }
+            None if throwaway_group && !super::groups_supported(consumer.client(), timeout) => {
+                // No group coordinator: a throw-away group commits nothing, so reading every
+                // partition directly is the same to the user.
+                let start = if args.from_beginning {
+                    Offset::Beginning
+                } else {
+                    Offset::End
+                };
+                consumer.assign(&super::all_partitions(&md, topic, start)?)?;
             }
             None => consumer.subscribe(&[topic])?,
         }

@@ -190,6 +190,7 @@ pub fn run(args: ConsumerPerfArgs) -> anyhow::Result<()> {
         Some(p) => super::read_properties_file(p)?,
         None => BTreeMap::new(),
     };
+    let throwaway_group = args.group.is_none() && !props.contains_key("group.id");
     let group = args
         .group
         .clone()
@@ -249,7 +250,20 @@ pub fn run(args: ConsumerPerfArgs) -> anyhow::Result<()> {
     }
     let start_wall = SystemTime::now();
     let start = Instant::now();
-    consumer.subscribe(&[&topic])?;
+    if throwaway_group && !super::groups_supported(consumer.client(), timeout) {
+        // No group coordinator: read every partition directly (nothing is committed anyway).
+        let start = if args.from_latest {
+            rdkafka::Offset::End
+        } else {
+            rdkafka::Offset::Beginning
+        };
+        consumer.assign(&super::all_partitions(&md, &topic, start)?)?;
+        if let Ok(mut a) = consumer.context().assigned_at.lock() {
+            *a = Some(Instant::now());
+        }
+    } else {
+        consumer.subscribe(&[&topic])?;
+    }
     let interrupted = super::interrupt_flag();
     let mut bar = super::ProgressBar::new(!args.json && !args.show_detailed_stats);
     let (mut messages, mut bytes) = (0u64, 0u64);

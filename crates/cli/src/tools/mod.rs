@@ -218,6 +218,37 @@ pub fn check_reachable<C: rdkafka::ClientContext>(
         .map_err(|e| unreachable(bootstrap, timeout, e))
 }
 
+/// Whether the cluster has a group coordinator (answers ListGroups). A broker without one
+/// cannot run subscriptions; the tools then fall back to assigning partitions directly where
+/// the user asked for no particular group.
+pub fn groups_supported<C: rdkafka::ClientContext>(
+    client: &rdkafka::client::Client<C>,
+    timeout: Duration,
+) -> bool {
+    match client.fetch_group_list(None, timeout) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::UnsupportedFeature)
+        ),
+    }
+}
+
+/// Every partition of `topic` from the cluster metadata, at `offset`.
+pub fn all_partitions(
+    metadata: &rdkafka::metadata::Metadata,
+    topic: &str,
+    offset: rdkafka::Offset,
+) -> anyhow::Result<rdkafka::TopicPartitionList> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    if let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) {
+        for p in t.partitions() {
+            tpl.add_partition_offset(topic, p.id(), offset)?;
+        }
+    }
+    Ok(tpl)
+}
+
 /// A small runtime for awaiting rdkafka's admin futures on the tool's own thread.
 pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
