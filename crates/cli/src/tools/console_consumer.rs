@@ -414,12 +414,32 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
             None => consumer.subscribe(&[topic])?,
         }
     } else if let Some(pattern) = &include {
-        let regex = if pattern.starts_with('^') {
-            pattern.clone()
+        // Kafka matches the whole topic name.
+        let core = pattern.trim_start_matches('^').trim_end_matches('$');
+        if throwaway_group && !super::groups_supported(consumer.client(), timeout) {
+            let matcher = regex::Regex::new(&format!("^(?:{core})$")).map_err(|e| {
+                super::UsageError(format!("Invalid --include pattern '{pattern}': {e}"))
+            })?;
+            let md = consumer
+                .fetch_metadata(None, timeout)
+                .map_err(|e| super::unreachable(&bootstrap, timeout, e))?;
+            let start = if args.from_beginning {
+                Offset::Beginning
+            } else {
+                Offset::End
+            };
+            let mut tpl = TopicPartitionList::new();
+            for t in md.topics() {
+                if !t.name().starts_with("__") && matcher.is_match(t.name()) {
+                    for p in t.partitions() {
+                        tpl.add_partition_offset(t.name(), p.id(), start)?;
+                    }
+                }
+            }
+            consumer.assign(&tpl)?;
         } else {
-            format!("^{pattern}")
-        };
-        consumer.subscribe(&[&regex])?;
+            consumer.subscribe(&[&format!("^({core})$")])?;
+        }
     }
 
     let interrupted = super::interrupt_flag();
