@@ -271,6 +271,22 @@ pub fn parse_offset(text: &str) -> anyhow::Result<Offset> {
     }
 }
 
+/// Fails clearly when a named group cannot work because the cluster has no group
+/// coordinator (instead of waiting for a join that never completes).
+fn require_groups(
+    consumer: &BaseConsumer,
+    bootstrap: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    if super::groups_supported(consumer.client(), timeout) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the cluster at {bootstrap} has no group coordinator (ListGroups is not supported), so \
+         consumer groups cannot work there; leave out --group (or use --partition)"
+    )
+}
+
 /// Runs the tool.
 pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
     if let Some(w) = &args.whitelist {
@@ -411,7 +427,10 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
                 };
                 consumer.assign(&super::all_partitions(&md, topic, start)?)?;
             }
-            None => consumer.subscribe(&[topic])?,
+            None => {
+                require_groups(&consumer, &bootstrap, timeout)?;
+                consumer.subscribe(&[topic])?;
+            }
         }
     } else if let Some(pattern) = &include {
         // Kafka matches the whole topic name.
@@ -438,6 +457,7 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
             }
             consumer.assign(&tpl)?;
         } else {
+            require_groups(&consumer, &bootstrap, timeout)?;
             consumer.subscribe(&[&format!("^({core})$")])?;
         }
     }
