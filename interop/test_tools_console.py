@@ -278,6 +278,6 @@ def test_ctrl_c_on_the_producer_keeps_what_was_typed(flumen_bin, broker, tmp_pat
             producer.kill()
             producer.wait(timeout=5)
     out = tool(flumen_bin, tmp_path, "subcommand", "kafka-console-consumer.sh",
-               "--bootstrap-server", bs, "--topic", "typed", "--from-beginning", "--timeout-ms",
-               "3000")
+               "--bootstrap-server", bs, "--topic", "typed", "--from-beginning", "--max-messages",
+               "2", "--timeout-ms", "15000")
     assert out.stdout == "first\nsecond\n"
