@@ -8,6 +8,20 @@ use std::path::Path;
 const ALIASES: &[(&str, Option<&str>)] = &[
     ("kafka-server-start.sh", Some("serve")),
     ("kafka-server-start", Some("serve")),
+    ("kafka-topics.sh", Some("topics")),
+    ("kafka-topics", Some("topics")),
+    ("kafka-console-producer.sh", Some("console-producer")),
+    ("kafka-console-producer", Some("console-producer")),
+    ("kafka-console-consumer.sh", Some("console-consumer")),
+    ("kafka-console-consumer", Some("console-consumer")),
+    ("kafka-consumer-groups.sh", Some("consumer-groups")),
+    ("kafka-consumer-groups", Some("consumer-groups")),
+    ("kafka-producer-perf-test.sh", Some("producer-perf-test")),
+    ("kafka-producer-perf-test", Some("producer-perf-test")),
+    ("kafka-consumer-perf-test.sh", Some("consumer-perf-test")),
+    ("kafka-consumer-perf-test", Some("consumer-perf-test")),
+    ("connect-standalone.sh", Some("connect-standalone")),
+    ("connect-standalone", Some("connect-standalone")),
     ("flume-ng", None),
 ];
 
@@ -17,6 +31,11 @@ pub fn subcommand_for(program: &str) -> Option<Option<&'static str>> {
         .iter()
         .find(|(name, _)| *name == program)
         .map(|(_, sub)| *sub)
+}
+
+/// Every tool name Flumen answers to (what `flumen install-links` links).
+pub fn tool_names() -> impl Iterator<Item = &'static str> {
+    ALIASES.iter().map(|(name, _)| *name)
 }
 
 /// Rewrites `argv` so that a tool name in `argv[0]` becomes the matching subcommand.
@@ -63,5 +82,40 @@ mod tests {
     fn own_name_is_left_alone() {
         let out = rewrite_args(vec!["flumen".into(), "serve".into()]);
         assert_eq!(out, vec![OsString::from("flumen"), "serve".into()]);
+    }
+
+    #[test]
+    fn every_kafka_tool_name_with_and_without_sh() {
+        for (tool, sub) in [
+            ("kafka-topics", "topics"),
+            ("kafka-console-producer", "console-producer"),
+            ("kafka-console-consumer", "console-consumer"),
+            ("kafka-consumer-groups", "consumer-groups"),
+            ("kafka-producer-perf-test", "producer-perf-test"),
+            ("kafka-consumer-perf-test", "consumer-perf-test"),
+            ("kafka-server-start", "serve"),
+            ("connect-standalone", "connect-standalone"),
+        ] {
+            assert_eq!(subcommand_for(tool), Some(Some(sub)), "{tool}");
+            assert_eq!(
+                subcommand_for(&format!("{tool}.sh")),
+                Some(Some(sub)),
+                "{tool}.sh"
+            );
+        }
+        assert_eq!(subcommand_for("flume-ng"), Some(None));
+        assert_eq!(subcommand_for("kafka-topics.bat"), None);
+    }
+
+    #[test]
+    fn tool_name_through_a_path_keeps_the_arguments() {
+        let out = rewrite_args(vec![
+            "/opt/kafka/bin/kafka-topics.sh".into(),
+            "--list".into(),
+        ]);
+        assert_eq!(
+            out,
+            vec![OsString::from("flumen"), "topics".into(), "--list".into()]
+        );
     }
 }
