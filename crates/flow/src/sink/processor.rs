@@ -153,7 +153,7 @@ impl SinkProcessor {
                 })
             })
             .collect();
-        members.sort_by(|a, b| b.priority.cmp(&a.priority));
+        members.sort_by_key(|m| std::cmp::Reverse(m.priority));
         SinkProcessor {
             config,
             members,

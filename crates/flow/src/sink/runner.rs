@@ -49,6 +49,7 @@ pub async fn run(mut processor: SinkProcessor, drain: CancellationToken, stop: C
                 };
                 tokio::select! {
                     _ = stop.cancelled() => break,
+                    _ = drain.cancelled(), if !drain.is_cancelled() => {}
                     _ = tokio::time::sleep(d) => {}
                     _ = wake => {}
                 }
