@@ -393,9 +393,11 @@ fn complete(cfg: &SpoolDirConfig, file: &Candidate) -> std::io::Result<Outcome> 
     }
 }
 
-/// Reads a file in large chunks and cuts lines out of them without copying.
+/// Reads a file in large chunks (the next chunk is read ahead on a blocking thread while
+/// the current one is cut into events) and cuts lines out of them without copying.
 struct LineReader {
     file: Option<std::fs::File>,
+    pending: Option<tokio::task::JoinHandle<(std::fs::File, std::io::Result<Vec<u8>>)>>,
     buf: BytesMut,
     eof: bool,
     emitted_any: bool,
@@ -405,32 +407,39 @@ struct LineReader {
 const CHUNK: usize = 1 << 20;
 
 impl LineReader {
+    fn new(file: std::fs::File, max_line: usize) -> Self {
+        LineReader { file: Some(file), pending: None, buf: BytesMut::new(), eof: false, emitted_any: false, max_line }
+    }
+
+    fn read_ahead(&mut self) {
+        if let Some(mut file) = self.file.take() {
+            self.pending = Some(tokio::task::spawn_blocking(move || {
+                use std::io::Read;
+                let mut v = vec![0u8; CHUNK];
+                let r = file.read(&mut v).map(|n| {
+                    v.truncate(n);
+                    v
+                });
+                (file, r)
+            }));
+        }
+    }
+
     async fn fill(&mut self) -> std::io::Result<()> {
-        let Some(mut file) = self.file.take() else {
+        self.read_ahead();
+        let Some(pending) = self.pending.take() else {
             self.eof = true;
             return Ok(());
         };
-        let mut buf = std::mem::take(&mut self.buf);
-        let (file, buf, n) = tokio::task::spawn_blocking(move || {
-            use std::io::Read;
-            if buf.capacity() - buf.len() < CHUNK {
-                buf.reserve(CHUNK);
-            }
-            let old = buf.len();
-            buf.resize(old + CHUNK, 0);
-            let r = file.read(&mut buf[old..]);
-            let n = *r.as_ref().unwrap_or(&0);
-            buf.truncate(old + n);
-            (file, buf, r.map(|_| n))
-        })
-        .await
-        .map_err(std::io::Error::other)?;
-        self.buf = buf;
-        if n? == 0 {
+        let (file, data) = pending.await.map_err(std::io::Error::other)?;
+        let data = data?;
+        if data.is_empty() {
             self.eof = true;
-        } else {
-            self.file = Some(file);
+            return Ok(());
         }
+        self.file = Some(file);
+        self.read_ahead();
+        self.buf.extend_from_slice(&data);
         Ok(())
     }
 
@@ -528,13 +537,7 @@ impl SpoolDirSource {
             .await
             .map_err(std::io::Error::other)??;
         tracing::info!(source = %self.name, file = %file.path.display(), "Opening file for ingestion.");
-        let mut reader = LineReader {
-            file: Some(f),
-            buf: BytesMut::new(),
-            eof: false,
-            emitted_any: false,
-            max_line: cfg.max_line_length,
-        };
+        let mut reader = LineReader::new(f, cfg.max_line_length);
         let abs = std::fs::canonicalize(&file.path)
             .unwrap_or_else(|_| file.path.clone())
             .display()
@@ -609,13 +612,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.log");
         std::fs::write(&p, b"one\r\ntwo\n0123456789abc\nlast").unwrap();
-        let mut r = LineReader {
-            file: Some(std::fs::File::open(&p).unwrap()),
-            buf: BytesMut::new(),
-            eof: false,
-            emitted_any: false,
-            max_line: 10,
-        };
+        let mut r = LineReader::new(std::fs::File::open(&p).unwrap(), 10);
         let mut out = Vec::new();
         r.next_lines(100, &mut out).await.unwrap();
         assert_eq!(
@@ -630,13 +627,7 @@ mod tests {
         );
         let p = dir.path().join("empty");
         std::fs::write(&p, b"").unwrap();
-        let mut r = LineReader {
-            file: Some(std::fs::File::open(&p).unwrap()),
-            buf: BytesMut::new(),
-            eof: false,
-            emitted_any: false,
-            max_line: 10,
-        };
+        let mut r = LineReader::new(std::fs::File::open(&p).unwrap(), 10);
         let mut out = Vec::new();
         r.next_lines(100, &mut out).await.unwrap();
         assert_eq!(out, vec![Bytes::new()]);
