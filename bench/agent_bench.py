@@ -239,7 +239,7 @@ def bench_seq():
     agent = Agent(conf, extra=f" -Dflume.monitoring.type=http -Dflume.monitoring.port={port}")
     try:
         wait_port(port)
-        idle = 0.0
+        idle = agent.status("VmRSS")  # already running: an upper bound of idle
         done = 0
         deadline = time.time() + 600
         while time.time() < deadline:
