@@ -41,6 +41,8 @@ pub enum SourceType {
     Exec,
     /// `spooldir`
     SpoolDir,
+    /// `TAILDIR`
+    Taildir,
 }
 
 const SOURCES: &[Row<SourceType>] = &[
@@ -83,7 +85,7 @@ const SOURCES: &[Row<SourceType>] = &[
     (
         "TAILDIR",
         "org.apache.flume.source.taildir.TaildirSource",
-        None,
+        Some(SourceType::Taildir),
     ),
     ("", "org.apache.flume.source.kafka.KafkaSource", None),
     ("", "org.apache.flume.source.StressSource", None),
@@ -372,7 +374,8 @@ mod tests {
             source("org.apache.flume.source.NetcatSource"),
             Resolved::Builtin(SourceType::Netcat)
         );
-        assert!(matches!(source("TAILDIR"), Resolved::NotImplemented(_)));
+        assert!(matches!(source("avro"), Resolved::NotImplemented(_)));
+        assert_eq!(source("taildir"), Resolved::Builtin(SourceType::Taildir));
         assert_eq!(source("netcatt"), Resolved::Unknown);
         assert_eq!(
             interceptor("org.apache.flume.interceptor.TimestampInterceptor$Builder"),

@@ -9,6 +9,7 @@ pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
 pub mod spooldir;
+pub mod taildir;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -53,6 +54,8 @@ pub enum SourceConfig {
     Exec(exec::ExecConfig),
     /// `spooldir`
     SpoolDir(spooldir::SpoolDirConfig),
+    /// `TAILDIR`
+    Taildir(taildir::TaildirConfig),
 }
 
 impl SourceConfig {
@@ -75,6 +78,9 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::SpoolDir) => Ok(SourceConfig::SpoolDir(
                 spooldir::SpoolDirConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SourceType::Taildir) => Ok(SourceConfig::Taildir(
+                taildir::TaildirConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -86,6 +92,7 @@ impl SourceConfig {
             SourceConfig::Seq(c) => Some(c.batch_size),
             SourceConfig::Exec(c) => Some(c.batch_size),
             SourceConfig::SpoolDir(c) => Some(c.batch_size),
+            SourceConfig::Taildir(c) => Some(c.batch_size),
             _ => None,
         }
     }
@@ -98,6 +105,7 @@ impl SourceConfig {
             SourceConfig::Seq(c) => Box::new(c.build(name)),
             SourceConfig::Exec(c) => Box::new(c.build(name)),
             SourceConfig::SpoolDir(c) => Box::new(c.build(name)?),
+            SourceConfig::Taildir(c) => Box::new(c.build(name)?),
         })
     }
 }

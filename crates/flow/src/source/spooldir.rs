@@ -408,7 +408,14 @@ const CHUNK: usize = 1 << 20;
 
 impl LineReader {
     fn new(file: std::fs::File, max_line: usize) -> Self {
-        LineReader { file: Some(file), pending: None, buf: BytesMut::new(), eof: false, emitted_any: false, max_line }
+        LineReader {
+            file: Some(file),
+            pending: None,
+            buf: BytesMut::new(),
+            eof: false,
+            emitted_any: false,
+            max_line,
+        }
     }
 
     fn read_ahead(&mut self) {
