@@ -170,3 +170,24 @@ def test_sigterm_drains_the_channel(flumen_bin, tmp_path):
     finally:
         assert agent.stop() == 0
     assert len(read_dir(out).splitlines()) == 300
+
+
+def test_reload_on_change(flumen_bin, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    base = (netcat_head(port) + "a1.channels = c1\na1.sinks = k1\n" + memory()
+            + file_roll("k1", "c1", out, "a1.sinks.k1.sink.serializer = header_and_text\n"))
+    agent = Agent(flumen_bin, tmp_path, base, extra=["--poll-interval", "1"])
+    try:
+        agent.wait_port(port)
+        assert netcat_lines(port, [b"before\n"]) == b"OK\n"
+        wait_until(lambda: read_dir(out) == "{} before\n", what="first event")
+        agent.conf.write_text(base + "a1.sources.r1.interceptors = s\na1.sources.r1.interceptors.s.type = static\n"
+                              "a1.sources.r1.interceptors.s.key = v\na1.sources.r1.interceptors.s.value = 2\n")
+        agent.wait_log("Reusing Channel c1", timeout=10)
+        agent.wait_port(port)
+        assert netcat_lines(port, [b"after\n"]) == b"OK\n"
+        wait_until(lambda: "{v=2} after\n" in read_dir(out), what="event through the reloaded config")
+    finally:
+        assert agent.stop() == 0

@@ -110,12 +110,14 @@ impl SyslogConfig {
                         "version" => k.version = true,
                         "timestamp" => k.timestamp = true,
                         "hostname" => k.hostname = true,
-                        other => return Err(ctx.error(
-                            "keepFields",
-                            format!(
+                        other => {
+                            return Err(ctx.error(
+                                "keepFields",
+                                format!(
                                 "unknown field `{other}` (priority, version, timestamp, hostname)"
                             ),
-                        )),
+                            ))
+                        }
                     }
                 }
                 k
