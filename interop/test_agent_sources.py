@@ -114,3 +114,24 @@ def test_netcatudp_and_exec(flumen_bin, tmp_path):
     finally:
         assert udp.stop() == 0
         assert exe.stop() == 0
+
+
+def test_multiport_syslogtcp(flumen_bin, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    p1, p2 = free_port(), free_port()
+    agent = Agent(flumen_bin, tmp_path, pipeline(
+        f"a1.sources.r1.type = multiport_syslogtcp\na1.sources.r1.host = 127.0.0.1\na1.sources.r1.ports = {p1} {p2}\n"
+        "a1.sources.r1.portHeader = port\n", out))
+    try:
+        agent.wait_port(p1)
+        agent.wait_port(p2)
+        for p in (p1, p2):
+            with socket.create_connection(("127.0.0.1", p)) as s:
+                s.sendall(b"<34>1 2003-10-11T22:14:15.003Z host1 hello\n")
+        wait_until(lambda: len(read_dir(out).splitlines()) == 2, what="two events")
+        for p in (p1, p2):
+            assert ("{Facility=4, Priority=34, Severity=2, Version=1, host=host1, port=%d, timestamp=1065910455003} hello"
+                    % p) in read_dir(out)
+    finally:
+        assert agent.stop() == 0
