@@ -37,6 +37,13 @@ pub struct AgentArgs {
     /// (non-zero when anything would be dropped).
     #[arg(long = "check")]
     pub check: bool,
+    /// Flume's extra Java classpath (`-C/--classpath`): accepted and ignored (plugins are
+    /// Java classes Flumen cannot load).
+    #[arg(short = 'C', long = "classpath", hide = true)]
+    pub classpath: Option<String>,
+    /// Flume's `--plugins-path`: accepted and ignored.
+    #[arg(long = "plugins-path", hide = true)]
+    pub plugins_path: Option<String>,
     /// Seconds to let sinks drain the channels on SIGTERM before stopping them.
     #[arg(long = "drain-timeout", default_value_t = 10)]
     pub drain_timeout: u64,
@@ -120,6 +127,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     init_logging(&system);
     if args.conf.is_none() && !args.check {
         tracing::warn!("No configuration directory set! Use --conf <dir> to override.");
+    }
+    if args.classpath.is_some() || args.plugins_path.is_some() {
+        tracing::warn!("--classpath/--plugins-path are ignored: Flumen runs its built-in components only.");
     }
     let (plan, name) = load(&args, &system)?;
     if args.check {
