@@ -241,6 +241,11 @@ impl PartitionLog {
             .unwrap_or(first_base)
             .max(first_base)
             .min(leo);
+        if checkpointed_start.is_some_and(|s| s > leo) {
+            // Recovery cut the log below the DeleteRecords start: the offsets from the new
+            // end on will be assigned again, so the old start must not come back later.
+            checkpoint::write(dir, LOG_START_FILE, leo)?;
+        }
         if clean_ok {
             log.recovery_point = leo;
             log.checkpointed_segment = Some(log.active().base);

@@ -32,6 +32,8 @@ enum Op {
     Reopen {
         clean: bool,
     },
+    /// Unclean stop that tears the tail of the active segment.
+    TornTail(u16),
     TimeLookup(i64),
 }
 
@@ -50,6 +52,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::BeginFlush),
         1 => Just(Op::CompleteFlush),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+        1 => any::<u16>().prop_map(Op::TornTail),
         2 => (0i64..2200).prop_map(Op::TimeLookup),
     ]
 }
@@ -250,6 +253,26 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     };
                     prop_assert_eq!(l.recovery_point(), want);
                 }
+            }
+            Op::TornTail(sel) => {
+                pending = None;
+                let l = log.take().unwrap();
+                let active = *l.segment_bases().last().unwrap();
+                drop(l);
+                let path = dir.path().join(format!("{:020}.log", active.0));
+                let len = std::fs::metadata(&path).unwrap().len();
+                // (When DeleteRecords moved the start past every batch, the model holds none;
+                // then this is only an unclean reopen.)
+                if len > 0 && !m.batches.is_empty() {
+                    let last = m.batches.last().unwrap().len() as u64;
+                    let cut = 1 + sel as u64 % last.min(len);
+                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.set_len(len - cut).unwrap();
+                    let torn = m.batches.pop().unwrap();
+                    m.end = Model::header(&torn).base_offset;
+                    m.log_start = m.log_start.min(m.end);
+                }
+                log = Some(PartitionLog::open(dir.path(), config()).unwrap());
             }
             Op::Reopen { clean } => {
                 pending = None;
