@@ -34,6 +34,9 @@ enum Op {
     },
     /// Unclean stop that tears the tail of the active segment.
     TornTail(u16),
+    /// Power loss that tears the tail of any segment not yet flushed (and so drops every
+    /// later batch).
+    TornSegment(u16, u16),
     TimeLookup(i64),
 }
 
@@ -53,6 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::CompleteFlush),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
         1 => any::<u16>().prop_map(Op::TornTail),
+        1 => (any::<u16>(), any::<u16>()).prop_map(|(a, b)| Op::TornSegment(a, b)),
         2 => (0i64..2200).prop_map(Op::TimeLookup),
     ]
 }
@@ -270,6 +274,43 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     f.set_len(len - cut).unwrap();
                     let torn = m.batches.pop().unwrap();
                     m.end = Model::header(&torn).base_offset;
+                    m.log_start = m.log_start.min(m.end);
+                }
+                log = Some(PartitionLog::open(dir.path(), config()).unwrap());
+            }
+            Op::TornSegment(which, sel) => {
+                pending = None;
+                let l = log.take().unwrap();
+                let bases = l.segment_bases();
+                let rp = l.recovery_point();
+                let end = l.log_end_offset();
+                drop(l);
+                // Segments (base, end) holding unflushed data whose last batch the model has.
+                let candidates: Vec<(Offset, Offset)> = bases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| (b, bases.get(i + 1).copied().unwrap_or(end)))
+                    .filter(|&(b, e)| e > b && e > rp && e.0 > m.log_start)
+                    .collect();
+                if !candidates.is_empty() {
+                    let (base, seg_end) = candidates[which as usize % candidates.len()];
+                    let idx = m
+                        .batches
+                        .iter()
+                        .position(|b| Model::header(b).last_offset() == seg_end.0 - 1)
+                        .expect("the segment's last batch is in the model");
+                    let last = m.batches[idx].len() as u64;
+                    let path = dir.path().join(format!("{:020}.log", base.0));
+                    let len = std::fs::metadata(&path).unwrap().len();
+                    let cut = 1 + sel as u64 % last;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .unwrap()
+                        .set_len(len - cut)
+                        .unwrap();
+                    m.end = Model::header(&m.batches[idx]).base_offset;
+                    m.batches.truncate(idx);
                     m.log_start = m.log_start.min(m.end);
                 }
                 log = Some(PartitionLog::open(dir.path(), config()).unwrap());
