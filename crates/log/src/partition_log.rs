@@ -241,6 +241,16 @@ impl PartitionLog {
             .unwrap_or(first_base)
             .max(first_base)
             .min(leo);
+        if checkpointed_rp.is_some_and(|rp| rp > leo) {
+            // The checkpoint claims more than survived: lower it before anything is appended
+            // again, or re-appended offsets below it would count as flushed after a crash.
+            checkpoint::write(dir, RECOVERY_POINT_FILE, leo)?;
+        }
+        if checkpointed_start.is_some_and(|s| s > leo) {
+            // Recovery cut the log below the DeleteRecords start: the offsets from the new
+            // end on will be assigned again, so the old start must not come back later.
+            checkpoint::write(dir, LOG_START_FILE, leo)?;
+        }
         if clean_ok {
             log.recovery_point = leo;
             log.checkpointed_segment = Some(log.active().base);
@@ -269,7 +279,17 @@ impl PartitionLog {
         }
         let mut cut_at = None;
         for (i, &base) in bases.iter().enumerate().skip(first_scanned) {
-            let (mut seg, invalid) = Segment::recover(&self.dir, base, &self.config)?;
+            let (mut seg, mut invalid) = Segment::recover(&self.dir, base, &self.config)?;
+            if let (None, Some(&next)) = (&invalid, bases.get(i + 1)) {
+                if seg.next_offset != next {
+                    // Whole batches at the end of this segment are gone while later segments
+                    // survived: keeping them would leave a hole in the offsets.
+                    invalid = Some(format!(
+                        "segment ends at offset {} but the next one starts at {next}",
+                        seg.next_offset
+                    ));
+                }
+            }
             if let Some(reason) = invalid {
                 tracing::warn!(segment = %seg.path("log").display(), reason, "Truncated the log at the first invalid batch.");
                 cut_at = Some(i);
@@ -297,6 +317,7 @@ impl PartitionLog {
         let leo = self.log_end_offset();
         let first = self.segments[0].base;
         self.recovery_point = rp.max(first).min(leo);
+
         let holder = self.segment_index(self.recovery_point);
         self.checkpointed_segment = recovery_point.map(|_| self.segments[holder].base);
         Ok(())

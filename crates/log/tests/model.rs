@@ -32,6 +32,11 @@ enum Op {
     Reopen {
         clean: bool,
     },
+    /// Unclean stop that tears the tail of the active segment.
+    TornTail(u16),
+    /// Power loss that tears the tail of any segment not yet flushed (and so drops every
+    /// later batch).
+    TornSegment(u16, u16),
     TimeLookup(i64),
 }
 
@@ -50,6 +55,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::BeginFlush),
         1 => Just(Op::CompleteFlush),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+        1 => any::<u16>().prop_map(Op::TornTail),
+        1 => (any::<u16>(), any::<u16>()).prop_map(|(a, b)| Op::TornSegment(a, b)),
         2 => (0i64..2200).prop_map(Op::TimeLookup),
     ]
 }
@@ -250,6 +257,63 @@ fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
                     };
                     prop_assert_eq!(l.recovery_point(), want);
                 }
+            }
+            Op::TornTail(sel) => {
+                pending = None;
+                let l = log.take().unwrap();
+                let active = *l.segment_bases().last().unwrap();
+                drop(l);
+                let path = dir.path().join(format!("{:020}.log", active.0));
+                let len = std::fs::metadata(&path).unwrap().len();
+                // (When DeleteRecords moved the start past every batch, the model holds none;
+                // then this is only an unclean reopen.)
+                if len > 0 && !m.batches.is_empty() {
+                    let last = m.batches.last().unwrap().len() as u64;
+                    let cut = 1 + sel as u64 % last.min(len);
+                    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+                    f.set_len(len - cut).unwrap();
+                    let torn = m.batches.pop().unwrap();
+                    m.end = Model::header(&torn).base_offset;
+                    m.log_start = m.log_start.min(m.end);
+                }
+                log = Some(PartitionLog::open(dir.path(), config()).unwrap());
+            }
+            Op::TornSegment(which, sel) => {
+                pending = None;
+                let l = log.take().unwrap();
+                let bases = l.segment_bases();
+                let rp = l.recovery_point();
+                let end = l.log_end_offset();
+                drop(l);
+                // Segments (base, end) holding unflushed data whose last batch the model has.
+                let candidates: Vec<(Offset, Offset)> = bases
+                    .iter()
+                    .enumerate()
+                    .map(|(i, &b)| (b, bases.get(i + 1).copied().unwrap_or(end)))
+                    .filter(|&(b, e)| e > b && e > rp && e.0 > m.log_start)
+                    .collect();
+                if !candidates.is_empty() {
+                    let (base, seg_end) = candidates[which as usize % candidates.len()];
+                    let idx = m
+                        .batches
+                        .iter()
+                        .position(|b| Model::header(b).last_offset() == seg_end.0 - 1)
+                        .expect("the segment's last batch is in the model");
+                    let last = m.batches[idx].len() as u64;
+                    let path = dir.path().join(format!("{:020}.log", base.0));
+                    let len = std::fs::metadata(&path).unwrap().len();
+                    let cut = 1 + sel as u64 % last;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(&path)
+                        .unwrap()
+                        .set_len(len - cut)
+                        .unwrap();
+                    m.end = Model::header(&m.batches[idx]).base_offset;
+                    m.batches.truncate(idx);
+                    m.log_start = m.log_start.min(m.end);
+                }
+                log = Some(PartitionLog::open(dir.path(), config()).unwrap());
             }
             Op::Reopen { clean } => {
                 pending = None;
