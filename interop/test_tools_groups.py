@@ -154,3 +154,21 @@ def test_groups_usage_errors(flumen_bin, broker, tmp_path):
                "--bootstrap-server", bs, "--reset-offsets", "--group", "g", "--topic", "t",
                "--to-earliest", "--dry-run", "--execute")
     assert out.returncode == 1
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_delete_offsets(flumen_bin, gbroker, tmp_path, how):
+    bs = gbroker.bootstrap
+    produce(flumen_bin, tmp_path, bs, "off", 3, partitions=1)
+    assert len(consume(flumen_bin, tmp_path, bs, "off", "g3", 3)) == 3
+    out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
+               "--delete-offsets", "--group", "g3", "--topic", "off")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Request succeed for deleting offsets with topic off group g3"
+    assert lines[1] == ""
+    assert lines[2].split() == ["TOPIC", "PARTITION", "STATUS"]
+    assert lines[3].split() == ["off", "0", "Successful"]
+    out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
+               "--describe", "--group", "g3")
+    assert table(out.stdout) == []
