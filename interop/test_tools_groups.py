@@ -154,3 +154,34 @@ def test_groups_usage_errors(flumen_bin, broker, tmp_path):
                "--bootstrap-server", bs, "--reset-offsets", "--group", "g", "--topic", "t",
                "--to-earliest", "--dry-run", "--execute")
     assert out.returncode == 1
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_delete_offsets(flumen_bin, gbroker, tmp_path, how):
+    bs = gbroker.bootstrap
+    produce(flumen_bin, tmp_path, bs, "off", 3, partitions=1)
+    assert len(consume(flumen_bin, tmp_path, bs, "off", "g3", 3)) == 3
+    out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
+               "--delete-offsets", "--group", "g3", "--topic", "off")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Request succeed for deleting offsets with topic off group g3"
+    assert lines[1] == ""
+    assert lines[2].split() == ["TOPIC", "PARTITION", "STATUS"]
+    assert lines[3].split() == ["off", "0", "Successful"]
+    out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
+               "--describe", "--group", "g3")
+    assert table(out.stdout) == []
+
+
+def test_from_beginning_hint_for_a_group_with_offsets(flumen_bin, gbroker, tmp_path):
+    bs = gbroker.bootstrap
+    produce(flumen_bin, tmp_path, bs, "again", 2, partitions=1)
+    assert len(consume(flumen_bin, tmp_path, bs, "again", "g4", 2)) == 2
+    out = tool(flumen_bin, tmp_path, "kafka-name", "kafka-console-consumer.sh",
+               "--bootstrap-server", bs, "--topic", "again", "--group", "g4", "--from-beginning",
+               "--timeout-ms", "8000")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+    assert "group 'g4' already has committed offsets on 'again'" in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "Processed a total of 0 messages"

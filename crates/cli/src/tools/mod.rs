@@ -15,6 +15,7 @@ pub mod consumer_perf;
 pub mod install_links;
 pub mod producer_perf;
 pub mod topics;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
