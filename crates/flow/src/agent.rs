@@ -334,7 +334,9 @@ pub async fn start_with(
     // Sinks.
     let mut built = HashMap::new();
     for (name, conf, ch) in &plan.sinks {
-        let sink = conf.clone().build(name, channels[ch].clone())?;
+        let (conf, name2, channel) = (conf.clone(), name.clone(), channels[ch].clone());
+        // Sinks check their directories: off the runtime threads.
+        let sink = crate::source::blocking(move || conf.build(&name2, channel)).await?;
         if let Some(c) = sink.counter() {
             c.start();
             registry.register(c);
@@ -366,10 +368,13 @@ pub async fn start_with(
     let mut pending = Vec::new();
     for s in &plan.sources {
         let source = s.config.clone().build(&s.name).await?;
+        let ctx = s.ctx.clone();
+        // The host interceptor resolves the host name: off the runtime threads.
+        let interceptors = crate::source::blocking(move || interceptor::build_all(&ctx)).await?;
         let processor = ChannelProcessor::new(
             s.channels.iter().map(|c| channels[c].clone()).collect(),
             s.selector.clone(),
-            interceptor::build_all(&s.ctx)?,
+            interceptors,
         );
         if let Some(c) = source.counter() {
             c.start();
