@@ -322,13 +322,13 @@ pub async fn start_with(
             Some(ch) => {
                 ch.reconfigure(conf.clone());
                 ch.set_draining(false);
-                tracing::info!(channel = %name, events = ch.len(), "Reusing Channel {name} and its events.");
+                tracing::info!(events = ch.len(), "Reusing Channel {name} and its events.");
                 ch.clone()
             }
             None => conf.clone().build(name),
         };
         registry.register(ch.clone());
-        tracing::info!(channel = %name, capacity = conf.capacity, "Starting Channel {name}");
+        tracing::info!(capacity = conf.capacity, "Starting Channel {name}");
         channels.insert(name.clone(), ch);
     }
     // Sinks.
@@ -349,13 +349,13 @@ pub async fn start_with(
     for (gname, pconf, members) in &plan.groups {
         let sinks = members.iter().filter_map(|m| built.remove(m)).collect();
         let p = SinkProcessor::new(gname, pconf.clone(), sinks);
-        tracing::info!(group = %gname, "Starting Sink group {gname}");
+        tracing::info!("Starting Sink group {gname}");
         sink_tasks.spawn(runner::run(p, drain.clone(), sinks_stop.clone()));
     }
     let mut rest: Vec<_> = built.into_iter().collect();
     rest.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, sink) in rest {
-        tracing::info!(sink = %name, "Starting Sink {name}");
+        tracing::info!("Starting Sink {name}");
         sink_tasks.spawn(runner::run(
             SinkProcessor::single(sink),
             drain.clone(),
@@ -383,7 +383,7 @@ pub async fn start_with(
         pending.push((s.name.clone(), source, Arc::new(processor)));
     }
     for (name, source, processor) in pending {
-        tracing::info!(source = %name, "Starting Source {name}");
+        tracing::info!("Starting Source {name}");
         source_tasks.spawn(source.run(processor, sources_stop.clone()));
     }
     Ok(RunningAgent {
