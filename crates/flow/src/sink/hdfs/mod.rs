@@ -640,15 +640,16 @@ impl HdfsSink {
         // anything is written.
         let time_only = !self.path.needs_headers() && !self.prefix.needs_headers();
         let mut keys = Vec::with_capacity(n);
+        let local = self.config.time.use_local_time;
         for e in tx.taken() {
-            // Fast path: consecutive events with the same timestamp share their bucket.
-            let ts_raw = e.headers.get("timestamp").map(String::as_str);
-            let cached = match (&self.last_key, ts_raw) {
-                (Some((t, k)), Some(raw)) if time_only && !self.config.time.use_local_time => raw
-                    .parse::<i64>()
-                    .ok()
-                    .filter(|v| v == t)
-                    .map(|v| (k.clone(), v)),
+            // Fast path: consecutive events with the same time share their bucket.
+            let t = if local {
+                Some(now)
+            } else {
+                e.headers.get("timestamp").and_then(|r| r.parse::<i64>().ok())
+            };
+            let cached = match (&self.last_key, t) {
+                (Some((last, k)), Some(t)) if time_only && *last == t => Some((k.clone(), t)),
                 _ => None,
             };
             let key = match cached {
@@ -658,7 +659,7 @@ impl HdfsSink {
                 }
                 None => match self.bucket_of(e, now) {
                     Ok(x) => {
-                        if time_only && ts_raw.and_then(|r| r.parse::<i64>().ok()) == Some(x.2) {
+                        if time_only && t == Some(x.2) {
                             self.last_key = Some((x.2, format!("{}\u{0}{}", x.0, x.1)));
                         }
                         x
