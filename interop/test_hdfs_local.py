@@ -31,6 +31,59 @@ def output_files(root: pathlib.Path):
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
 
 
+def read_vint(b: bytes, i: int):
+    """Hadoop's WritableUtils.readVLong: (value, next index)."""
+    first = b[i] - 256 if b[i] > 127 else b[i]
+    if first >= -112:
+        return first, i + 1
+    neg = first < -120
+    n = (-119 - first) if neg else (-111 - first)
+    v = int.from_bytes(b[i + 1:i + n], "big")
+    return (~v if neg else v), i + n
+
+
+def sequence_file_records(data: bytes):
+    """(key, value) records of an uncompressed Hadoop SequenceFile (version 6) with a
+    LongWritable key and a BytesWritable or Text value, checked field by field."""
+    assert data[:4] == b"SEQ\x06", data[:4]
+    i = 4
+    names = []
+    for _ in range(2):
+        n, i = read_vint(data, i)
+        names.append(data[i:i + n].decode())
+        i += n
+    assert names[0] == "org.apache.hadoop.io.LongWritable", names
+    assert data[i:i + 2] == b"\x00\x00", "not compressed"
+    i += 2
+    assert int.from_bytes(data[i:i + 4], "big") == 0, "no metadata"
+    i += 4
+    sync = data[i:i + 16]
+    i += 16
+    out = []
+    while i < len(data):
+        rec_len = int.from_bytes(data[i:i + 4], "big", signed=True)
+        i += 4
+        if rec_len == -1:
+            assert data[i:i + 16] == sync
+            i += 16
+            continue
+        key_len = int.from_bytes(data[i:i + 4], "big")
+        assert key_len == 8
+        key = int.from_bytes(data[i + 4:i + 12], "big", signed=True)
+        value = data[i + 12:i + 4 + rec_len]
+        if names[1] == "org.apache.hadoop.io.BytesWritable":
+            assert int.from_bytes(value[:4], "big") == len(value) - 4
+            value = value[4:]
+        else:
+            n, j = read_vint(value, 0)
+            value = value[j:]
+            assert len(value) == n
+        out.append((key, value))
+        i += 4 + rec_len
+    assert i == len(data)
+    return out
+
+
 def counter_of(p: pathlib.Path) -> int:
     return int(p.name.split(".")[1])
 
@@ -49,9 +102,12 @@ def test_flumelogs_lesson_on_local_disk(flumen_bin, tmp_path):
         shutil.copy(SEED_LOG, tmp_path / "fred.txt")
         os.rename(tmp_path / "fred.txt", spool / "fred.txt")
         want = SEED_LOG.read_bytes()
+        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=20, what="spool file renamed")
+        # SequenceFile records are larger than the lines: all bytes are in when the output
+        # is at least as big as the input.
         wait_until(lambda: sum(p.stat().st_size for p in output_files(root)) >= len(want),
                    timeout=20, what="all events in the target folder")
-        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=10, what="spool file renamed")
+        time.sleep(0.5)
         after = time.time()
     finally:
         assert agent.stop() == 0
@@ -63,11 +119,15 @@ def test_flumelogs_lesson_on_local_disk(flumen_bin, tmp_path):
         rel = p.relative_to(root)
         assert str(rel.parent) in buckets, rel
         assert p.name.startswith("events-.") and p.name[len("events-."):].isdigit(), p.name
-    # One bucket writer per directory: counters are consecutive, each file holds at most
-    # hdfs.rollCount (10) events, and the files in counter order are the input.
+    # The lesson keeps Flume's default fileType, SequenceFile: one record per line, keyed by
+    # the timestamp header. Each file holds at most hdfs.rollCount (10) events, and the files
+    # in counter order are the input.
     files.sort(key=counter_of)
-    assert all(p.read_bytes().count(b"\n") <= 10 for p in files)
-    assert b"".join(p.read_bytes() for p in files) == want
+    records = [sequence_file_records(p.read_bytes()) for p in files]
+    assert all(1 <= len(r) <= 10 for r in records), [len(r) for r in records]
+    keys = [k for r in records for k, _ in r]
+    assert all(before * 1000 - 1000 <= k <= after * 1000 + 1000 for k in keys), keys
+    assert b"".join(v + b"\n" for r in records for _, v in r) == want
 
 
 def test_missing_timestamp_dead_letter(flumen_bin, tmp_path):
