@@ -105,8 +105,12 @@ def test_flumelogs_lesson_on_hdfs(flumen_bin, tmp_path, hdfs):
         d, name = rel.rsplit("/", 1)
         assert len(d) == len("yy-mm-dd/HHM0/00") and d.endswith("0/00"), rel
         assert name.startswith("events-.")
+    # Flume's default fileType, SequenceFile, read by Hadoop's own `-text` (arguments in
+    # order): `timestamp<TAB>hex bytes of the BytesWritable` per event.
     paths = sorted((f for f, _ in files), key=counter_of)
-    assert hdfs.fs("-cat", *paths) == want  # -cat prints its arguments in order
+    lines = hdfs.fs("-text", *paths).decode().splitlines()
+    got = b"".join(bytes.fromhex(line.split("\t", 1)[1].replace(" ", "")) + b"\n" for line in lines)
+    assert got == want
 
 
 def test_sequence_file_readable_by_hadoop(flumen_bin, tmp_path, hdfs):
