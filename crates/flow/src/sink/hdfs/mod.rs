@@ -646,7 +646,9 @@ impl HdfsSink {
             let t = if local {
                 Some(now)
             } else {
-                e.headers.get("timestamp").and_then(|r| r.parse::<i64>().ok())
+                e.headers
+                    .get("timestamp")
+                    .and_then(|r| r.parse::<i64>().ok())
             };
             let cached = match (&self.last_key, t) {
                 (Some((last, k)), Some(t)) if time_only && *last == t => Some((k.clone(), t)),
