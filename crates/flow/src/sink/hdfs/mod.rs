@@ -200,7 +200,7 @@ pub struct HdfsSink {
     recovered: bool,
     missing_ts: RateLimit,
     /// The last event time and the bucket key it gave (time-only patterns).
-    last_key: Option<(i64, String)>,
+    last_key: Option<(i64, String, String)>,
     counter: Arc<CounterGroup>,
 }
 
@@ -509,12 +509,13 @@ impl HdfsSink {
             || (self.config.roll_size > 0 && f.body_bytes >= self.config.roll_size)
     }
 
-    /// Encodes one event into its bucket; files rolled by count/size go to `rolled`.
-    async fn append(
+    /// Encodes a run of consecutive events of one bucket; files rolled by count/size go to
+    /// `rolled`.
+    async fn append_run(
         &mut self,
-        key: (String, String),
-        e: &Event,
-        ts: i64,
+        key: &(String, String),
+        events: &[Event],
+        keys: &[(usize, i64)],
         rolled: &mut Vec<OpenFile>,
         touched: &mut Vec<String>,
     ) {
@@ -540,8 +541,8 @@ impl HdfsSink {
             self.buckets.insert(
                 k.clone(),
                 BucketWriter {
-                    dir: key.0,
-                    prefix: key.1,
+                    dir: key.0.clone(),
+                    prefix: key.1.clone(),
                     counter: now_ms(),
                     file: None,
                     last_write: Instant::now(),
@@ -551,19 +552,23 @@ impl HdfsSink {
         }
         let mut b = self.buckets.remove(&k).expect("inserted above");
         b.last_used = self.use_clock;
-        if b.file.as_ref().is_some_and(|f| self.should_rotate(f)) {
-            rolled.push(b.file.take().expect("checked"));
-        }
-        if b.file.is_none() {
-            b.file = Some(self.new_file(&mut b));
-        }
-        let f = b.file.as_mut().expect("opened above");
-        f.encoder.append(e, ts);
-        f.events += 1;
-        f.body_bytes += e.body.len() as u64;
-        if !f.dirty {
-            f.dirty = true;
-            touched.push(k.clone());
+        for (e, (_, ts)) in events.iter().zip(keys) {
+            if b.file.as_ref().is_some_and(|f| self.should_rotate(f)) {
+                rolled.push(b.file.take().expect("checked"));
+            }
+            if b.file.is_none() {
+                b.file = Some(self.new_file(&mut b));
+            }
+            let f = b.file.as_mut().expect("opened above");
+            f.encoder.append(e, *ts);
+            f.events += 1;
+            f.body_bytes += e.body.len() as u64;
+            if !f.dirty {
+                f.dirty = true;
+                if !touched.contains(&k) {
+                    touched.push(k.clone());
+                }
+            }
         }
         self.buckets.insert(k, b);
     }
@@ -582,8 +587,13 @@ impl HdfsSink {
             created = true;
         }
         let n = data.len();
-        let mut bytes = std::mem::take(&mut f.header);
-        bytes.extend_from_slice(&data);
+        let bytes = if f.header.is_empty() {
+            data
+        } else {
+            let mut b = std::mem::take(&mut f.header);
+            b.extend_from_slice(&data);
+            b
+        };
         if !bytes.is_empty() {
             let file = f.file.as_mut().expect("created above");
             timed(limit, "write", file.write(bytes)).await?;
@@ -639,8 +649,10 @@ impl HdfsSink {
         // Resolve every bucket first: an event that cannot be placed fails the batch before
         // anything is written.
         let time_only = !self.path.needs_headers() && !self.prefix.needs_headers();
-        let mut keys = Vec::with_capacity(n);
         let local = self.config.time.use_local_time;
+        // Distinct buckets of this batch, and per event its bucket index and key timestamp.
+        let mut uniq: Vec<(String, String)> = Vec::new();
+        let mut keys: Vec<(usize, i64)> = Vec::with_capacity(n);
         for e in tx.taken() {
             // Fast path: consecutive events with the same time share their bucket.
             let t = if local {
@@ -650,19 +662,24 @@ impl HdfsSink {
                     .get("timestamp")
                     .and_then(|r| r.parse::<i64>().ok())
             };
-            let cached = match (&self.last_key, t) {
-                (Some((last, k)), Some(t)) if time_only && *last == t => Some((k.clone(), t)),
-                _ => None,
+            let hit = match (&self.last_key, t) {
+                (Some((last, _, _)), Some(t)) => time_only && *last == t,
+                _ => false,
             };
-            let key = match cached {
-                Some((k, v)) => {
-                    let (d, p) = k.split_once('\u{0}').expect("cache key");
-                    (d.to_string(), p.to_string(), v)
+            let (dir, prefix, ts) = if hit {
+                let (last, d, p) = self.last_key.as_ref().expect("hit");
+                if let Some(&(i, _)) = keys.last() {
+                    if uniq[i].0 == *d && uniq[i].1 == *p {
+                        keys.push((i, *last));
+                        continue;
+                    }
                 }
-                None => match self.bucket_of(e, now) {
+                (d.clone(), p.clone(), *last)
+            } else {
+                match self.bucket_of(e, now) {
                     Ok(x) => {
                         if time_only && t == Some(x.2) {
-                            self.last_key = Some((x.2, format!("{}\u{0}{}", x.0, x.1)));
+                            self.last_key = Some((x.2, x.0.clone(), x.1.clone()));
                         }
                         x
                     }
@@ -673,13 +690,34 @@ impl HdfsSink {
                             message: err.to_string(),
                         }); // tx rolls back
                     }
-                },
+                }
             };
-            keys.push(key);
+            let idx = match keys.last() {
+                Some(&(i, _)) if uniq[i].0 == dir && uniq[i].1 == prefix => i,
+                _ => {
+                    uniq.push((dir, prefix));
+                    uniq.len() - 1
+                }
+            };
+            keys.push((idx, ts));
         }
-        for (e, (dir, prefix, ts)) in tx.taken().iter().zip(keys) {
-            self.append((dir, prefix), e, ts, &mut rolled, &mut touched)
-                .await;
+        let events = tx.taken();
+        let mut i = 0;
+        while i < events.len() {
+            let idx = keys[i].0;
+            let mut j = i + 1;
+            while j < events.len() && keys[j].0 == idx {
+                j += 1;
+            }
+            self.append_run(
+                &uniq[idx],
+                &events[i..j],
+                &keys[i..j],
+                &mut rolled,
+                &mut touched,
+            )
+            .await;
+            i = j;
         }
         // Write and flush every touched file, the rolled ones first.
         let limit = self.config.call_timeout;
