@@ -20,6 +20,10 @@ pub struct AgentArgs {
     /// The agent's configuration file (repeatable: merged in order, later files win).
     #[arg(short = 'f', long = "conf-file")]
     pub conf_file: Vec<PathBuf>,
+    /// Configuration URIs (Flume 1.10+ `-u/--conf-uri`, repeatable). Only `file:` URIs are
+    /// supported; as in Flume's code, `--conf-file` is ignored when any URI is given.
+    #[arg(short = 'u', long = "conf-uri")]
+    pub conf_uri: Vec<String>,
     /// The name of the agent to run.
     #[arg(short = 'n', long = "name")]
     pub name: Option<String>,
@@ -88,11 +92,12 @@ fn load(args: &AgentArgs, system: &HashMap<String, String>) -> anyhow::Result<(P
         .name
         .clone()
         .context("missing required option --name (-n): the agent to run")?;
+    let files = config_files(args)?;
     anyhow::ensure!(
-        !args.conf_file.is_empty(),
+        !files.is_empty(),
         "missing required option --conf-file (-f): the configuration file"
     );
-    for f in &args.conf_file {
+    for f in &files {
         anyhow::ensure!(
             f.exists(),
             "The specified configuration file does not exist: {}",
@@ -104,7 +109,7 @@ fn load(args: &AgentArgs, system: &HashMap<String, String>) -> anyhow::Result<(P
     flumen_flow::sink::hdfs::storage::set_hadoop_settings(
         flumen_flow::sink::hdfs::storage::resolve_hadoop_settings(system, args.conf.as_deref()),
     );
-    let props = Properties::load(&args.conf_file, system)?;
+    let props = Properties::load(&files, system)?;
     Ok((agent::plan(&props, &name), name))
 }
 
@@ -134,7 +139,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracing::warn!("No configuration directory set! Use --conf <dir> to override.");
     }
     if args.classpath.is_some() || args.plugins_path.is_some() {
-        tracing::warn!("--classpath/--plugins-path are ignored: Flumen runs its built-in components only.");
+        tracing::warn!(
+            "--classpath/--plugins-path are ignored: Flumen runs its built-in components only."
+        );
     }
     let (plan, name) = load(&args, &system)?;
     if args.check {
@@ -171,14 +178,15 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         let mut running = agent::start_with(&plan, &registry, &HashMap::new()).await?;
         let mut current = plan;
         tracing::info!(agent = %name, "Agent started.");
-        let mut seen = mtimes(&args.conf_file);
+        let files = config_files(&args)?;
+        let mut seen = mtimes(&files);
         let poll = Duration::from_secs(args.poll_interval.max(1));
         let mut signal = std::pin::pin!(wait_for_signal());
         loop {
             tokio::select! {
                 _ = &mut signal => break,
                 _ = tokio::time::sleep(poll), if !args.no_reload_conf => {
-                    let now = mtimes(&args.conf_file);
+                    let now = mtimes(&files);
                     if now == seen {
                         continue;
                     }
@@ -221,6 +229,26 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracing::info!(agent = %name, "Agent stopped.");
         anyhow::Ok(())
     })
+}
+
+/// The configuration files: `--conf-uri` (`file:` only) when given, else `--conf-file`.
+fn config_files(args: &AgentArgs) -> anyhow::Result<Vec<PathBuf>> {
+    if args.conf_uri.is_empty() {
+        return Ok(args.conf_file.clone());
+    }
+    if !args.conf_file.is_empty() {
+        tracing::warn!("--conf-file is ignored because --conf-uri is given (as Flume does).");
+    }
+    args.conf_uri
+        .iter()
+        .map(|u| {
+            let path = u
+                .strip_prefix("file://")
+                .or_else(|| u.strip_prefix("file:"))
+                .with_context(|| format!("--conf-uri {u}: only file: URIs are supported"))?;
+            Ok(PathBuf::from(path))
+        })
+        .collect()
 }
 
 /// Modification times of the configuration files (a change triggers a reload).
