@@ -62,24 +62,62 @@ fn system_properties(defs: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
-/// The log level from `flume.root.logger` (`INFO,console`), else `RUST_LOG`, else INFO.
+/// Logging from `flume.root.logger` (`LEVEL,console` or `LEVEL,LOGFILE`), else `RUST_LOG`,
+/// else INFO to stderr. `LOGFILE` appends to `${flume.log.dir}/${flume.log.file}` (Flume's
+/// defaults `./logs` and `flume.log`). Unlike Flume, the default is the console.
 fn init_logging(system: &HashMap<String, String>) {
-    let level = system
-        .get("flume.root.logger")
-        .and_then(|v| v.split(',').next())
-        .map(|l| match l.trim().to_ascii_uppercase().as_str() {
+    let root = system.get("flume.root.logger");
+    let level = root.and_then(|v| v.split(',').next()).map(|l| {
+        match l.trim().to_ascii_uppercase().as_str() {
             "TRACE" | "ALL" => "trace",
             "DEBUG" => "debug",
             "WARN" => "warn",
             "ERROR" | "FATAL" => "error",
             "OFF" => "off",
             _ => "info",
-        });
+        }
+    });
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::new(l),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
     };
+    let to_file = root.is_some_and(|r| {
+        r.split(',')
+            .skip(1)
+            .any(|a| a.trim().eq_ignore_ascii_case("LOGFILE"))
+    });
+    if to_file {
+        let dir = system
+            .get("flume.log.dir")
+            .cloned()
+            .unwrap_or_else(|| "./logs".into());
+        let file = system
+            .get("flume.log.file")
+            .cloned()
+            .unwrap_or_else(|| "flume.log".into());
+        let path = std::path::Path::new(&dir).join(file);
+        let opened = std::fs::create_dir_all(&dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        });
+        match opened {
+            Ok(f) => {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_ansi(false)
+                    .try_init();
+                return;
+            }
+            Err(e) => eprintln!(
+                "flumen: cannot open log file {}: {e}; logging to stderr",
+                path.display()
+            ),
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
