@@ -142,6 +142,11 @@ fn load(args: &AgentArgs, system: &HashMap<String, String>) -> anyhow::Result<(P
             f.display()
         );
     }
+    // The hdfs sink's default file system: -Dfs.defaultFS, core-site.xml in --conf or
+    // HADOOP_CONF_DIR, else the local disk.
+    flumen_flow::sink::hdfs::storage::set_hadoop_settings(
+        flumen_flow::sink::hdfs::storage::resolve_hadoop_settings(system, args.conf.as_deref()),
+    );
     let props = Properties::load(&files, system)?;
     Ok((agent::plan(&props, &name), name))
 }

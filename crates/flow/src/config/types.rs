@@ -154,6 +154,8 @@ pub enum SinkType {
     Logger,
     /// `file_roll`
     FileRoll,
+    /// `hdfs`
+    Hdfs,
 }
 
 const SINKS: &[Row<SinkType>] = &[
@@ -172,7 +174,11 @@ const SINKS: &[Row<SinkType>] = &[
         "org.apache.flume.sink.RollingFileSink",
         Some(SinkType::FileRoll),
     ),
-    ("hdfs", "org.apache.flume.sink.hdfs.HDFSEventSink", None),
+    (
+        "hdfs",
+        "org.apache.flume.sink.hdfs.HDFSEventSink",
+        Some(SinkType::Hdfs),
+    ),
     ("irc", "org.apache.flume.sink.irc.IRCSink", None),
     ("avro", "org.apache.flume.sink.AvroSink", None),
     ("thrift", "org.apache.flume.sink.ThriftSink", None),

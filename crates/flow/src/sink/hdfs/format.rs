@@ -1,0 +1,385 @@
+//! File formats of the hdfs sink (`hdfs.fileType`): how events become the bytes of a file.
+//!
+//! * `DataStream`: the serializer's output as is (`text`: body + `\n`; `header_and_text`:
+//!   `{k=v, …} body\n`).
+//! * `CompressedStream`: the same bytes compressed with `hdfs.codeC`. As in Flume
+//!   (`HDFSCompressedDataStream.sync()` calls `finish()`), every flushed batch is one complete
+//!   compressed member (gzip members concatenate into a valid `.gz`), so a batch that is rolled
+//!   back can be cut off the file without corrupting what was committed before it.
+//! * `SequenceFile`: Hadoop's `SequenceFile` version 6, uncompressed, key
+//!   `org.apache.hadoop.io.LongWritable` (the event's `timestamp` header, else the clock),
+//!   value `org.apache.hadoop.io.BytesWritable` (`hdfs.writeFormat = Writable`) or
+//!   `org.apache.hadoop.io.Text` (`Text`). Layout: `SEQ` 0x06, key and value class names
+//!   (vint length + UTF-8), two booleans (compressed, block-compressed: both false), metadata
+//!   count 0 (int), a 16-byte sync marker; then records `int recordLen, int keyLen, key,
+//!   value`, with `int -1` + sync marker written every 2000 bytes and at each batch end
+//!   (Flume's `HDFSSequenceFile.sync()` calls `writer.sync()`), exactly as Hadoop's writer.
+
+use std::io::Write as _;
+
+use crate::config::types::SerializerType;
+use crate::event::{headers_to_string, Event};
+
+/// `hdfs.fileType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileType {
+    /// `SequenceFile` (Flume's default).
+    SequenceFile,
+    /// `DataStream`: uncompressed serializer output.
+    DataStream,
+    /// `CompressedStream`: serializer output compressed with `hdfs.codeC`.
+    CompressedStream,
+}
+
+/// `hdfs.codeC`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
+    /// `gzip` (`org.apache.hadoop.io.compress.GzipCodec`), extension `.gz`.
+    Gzip,
+    /// `snappy` (Hadoop's block format around raw Snappy), extension `.snappy`.
+    Snappy,
+}
+
+impl Codec {
+    /// Parses a Flume `hdfs.codeC` value (alias or Hadoop class name).
+    pub fn parse(v: &str) -> Option<Codec> {
+        match v.trim().to_ascii_lowercase().as_str() {
+            "gzip" | "gzipcodec" | "org.apache.hadoop.io.compress.gzipcodec" => Some(Codec::Gzip),
+            "snappy" | "snappycodec" | "org.apache.hadoop.io.compress.snappycodec" => {
+                Some(Codec::Snappy)
+            }
+            _ => None,
+        }
+    }
+
+    /// The codec's default file extension (used when `hdfs.fileSuffix` is empty).
+    pub fn extension(self) -> &'static str {
+        match self {
+            Codec::Gzip => ".gz",
+            Codec::Snappy => ".snappy",
+        }
+    }
+}
+
+/// `hdfs.writeFormat`: the SequenceFile value type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFormat {
+    /// `Writable`: `BytesWritable` (Flume's default).
+    Writable,
+    /// `Text`: `Text`.
+    Text,
+}
+
+/// Everything that decides the bytes of a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatConfig {
+    /// `hdfs.fileType`.
+    pub file_type: FileType,
+    /// `hdfs.codeC` (required for CompressedStream, forbidden for DataStream).
+    pub codec: Option<Codec>,
+    /// `hdfs.writeFormat`.
+    pub write_format: WriteFormat,
+    /// `serializer` (DataStream / CompressedStream).
+    pub serializer: SerializerType,
+    /// `serializer.appendNewline` (Flume's default: true).
+    pub append_newline: bool,
+}
+
+const SYNC_INTERVAL: u64 = 2000;
+
+/// Encodes events for one open file. Bytes for the current batch accumulate in an internal
+/// buffer; [`Encoder::finish_batch`] returns them ready to write.
+#[derive(Debug)]
+pub struct Encoder {
+    cfg: FormatConfig,
+    /// Uncompressed bytes of the current batch (DataStream/CompressedStream) or encoded
+    /// records (SequenceFile).
+    buf: Vec<u8>,
+    /// SequenceFile: the sync marker, the position of the last sync and of the file end.
+    sync: [u8; 16],
+    pos: u64,
+    last_sync: u64,
+}
+
+impl Encoder {
+    /// A new encoder for a new file.
+    pub fn new(cfg: &FormatConfig) -> Self {
+        let mut sync = [0u8; 16];
+        sync.copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        Encoder {
+            cfg: cfg.clone(),
+            buf: Vec::with_capacity(64 * 1024),
+            sync,
+            pos: 0,
+            last_sync: 0,
+        }
+    }
+
+    /// The file header (SequenceFile), or nothing; to be written first.
+    pub fn header(&mut self) -> Vec<u8> {
+        if self.cfg.file_type != FileType::SequenceFile {
+            return Vec::new();
+        }
+        let mut h = b"SEQ\x06".to_vec();
+        write_string(&mut h, "org.apache.hadoop.io.LongWritable");
+        write_string(
+            &mut h,
+            match self.cfg.write_format {
+                WriteFormat::Writable => "org.apache.hadoop.io.BytesWritable",
+                WriteFormat::Text => "org.apache.hadoop.io.Text",
+            },
+        );
+        h.push(0); // compressed
+        h.push(0); // block compressed
+        h.extend_from_slice(&0i32.to_be_bytes()); // metadata entries
+        h.extend_from_slice(&self.sync);
+        self.pos = h.len() as u64;
+        h
+    }
+
+    /// Adds one event; `timestamp_ms` is the SequenceFile key.
+    pub fn append(&mut self, e: &Event, timestamp_ms: i64) {
+        match self.cfg.file_type {
+            FileType::SequenceFile => {
+                if self.pos + self.buf.len() as u64 >= self.last_sync + SYNC_INTERVAL {
+                    self.write_sync();
+                }
+                let value_len = match self.cfg.write_format {
+                    WriteFormat::Writable => 4 + e.body.len(),
+                    WriteFormat::Text => vlong_len(e.body.len() as i64) + e.body.len(),
+                };
+                self.buf
+                    .extend_from_slice(&((8 + value_len) as i32).to_be_bytes());
+                self.buf.extend_from_slice(&8i32.to_be_bytes());
+                self.buf.extend_from_slice(&timestamp_ms.to_be_bytes());
+                match self.cfg.write_format {
+                    WriteFormat::Writable => self
+                        .buf
+                        .extend_from_slice(&(e.body.len() as i32).to_be_bytes()),
+                    WriteFormat::Text => write_vlong(&mut self.buf, e.body.len() as i64),
+                }
+                self.buf.extend_from_slice(&e.body);
+            }
+            _ => {
+                if self.cfg.serializer == SerializerType::HeaderAndText {
+                    self.buf
+                        .extend_from_slice(headers_to_string(&e.headers).as_bytes());
+                    self.buf.push(b' ');
+                }
+                self.buf.extend_from_slice(&e.body);
+                if self.cfg.append_newline {
+                    self.buf.push(b'\n');
+                }
+            }
+        }
+    }
+
+    fn write_sync(&mut self) {
+        let at = self.pos + self.buf.len() as u64;
+        if at != self.last_sync {
+            self.buf.extend_from_slice(&(-1i32).to_be_bytes());
+            self.buf.extend_from_slice(&self.sync);
+            self.last_sync = self.pos + self.buf.len() as u64;
+        }
+    }
+
+    /// True when the current batch holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// Ends the current batch: the bytes to write (compressed as configured). Call
+    /// [`Encoder::committed`] with their length once they are written.
+    pub fn finish_batch(&mut self) -> std::io::Result<Vec<u8>> {
+        if self.buf.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.cfg.file_type == FileType::SequenceFile {
+            self.write_sync();
+        }
+        let raw = std::mem::replace(&mut self.buf, Vec::with_capacity(64 * 1024));
+        let out = match (self.cfg.file_type, self.cfg.codec) {
+            (FileType::CompressedStream, Some(Codec::Gzip)) => {
+                let mut enc = flate2::write::GzEncoder::new(
+                    Vec::with_capacity(raw.len() / 4 + 64),
+                    flate2::Compression::default(),
+                );
+                enc.write_all(&raw)?;
+                enc.finish()?
+            }
+            (FileType::CompressedStream, Some(Codec::Snappy)) => snappy_blocks(&raw)?,
+            _ => raw,
+        };
+        Ok(out)
+    }
+
+    /// Records that `n` bytes returned by [`Encoder::finish_batch`] are in the file.
+    pub fn committed(&mut self, n: usize) {
+        self.pos += n as u64;
+    }
+
+    /// Forgets the current batch and rewinds to `file_len` (after a failed write).
+    pub fn rewind(&mut self, file_len: u64, last_sync: u64) {
+        self.buf.clear();
+        self.pos = file_len;
+        self.last_sync = last_sync;
+    }
+
+    /// The file length once everything finished so far is written (header included).
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
+    /// The position of the last sync marker (SequenceFile), to rewind to.
+    pub fn last_sync(&self) -> u64 {
+        self.last_sync
+    }
+}
+
+/// Hadoop's `BlockCompressorStream` framing for Snappy: per block, the uncompressed length
+/// (int), then one chunk: compressed length (int) and raw Snappy bytes.
+fn snappy_blocks(raw: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(raw.len() / 2 + 64);
+    let mut enc = snap::raw::Encoder::new();
+    for chunk in raw.chunks(64 * 1024) {
+        let c = enc.compress_vec(chunk).map_err(std::io::Error::other)?;
+        out.extend_from_slice(&(chunk.len() as u32).to_be_bytes());
+        out.extend_from_slice(&(c.len() as u32).to_be_bytes());
+        out.extend_from_slice(&c);
+    }
+    Ok(out)
+}
+
+/// Hadoop's `Text.writeString`: vint length + UTF-8.
+fn write_string(out: &mut Vec<u8>, s: &str) {
+    write_vlong(out, s.len() as i64);
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn vlong_len(i: i64) -> usize {
+    if (-112..=127).contains(&i) {
+        return 1;
+    }
+    let v = if i < 0 { !i } else { i };
+    1 + (8 - (v.leading_zeros() as usize) / 8)
+}
+
+/// Hadoop's `WritableUtils.writeVLong`.
+fn write_vlong(out: &mut Vec<u8>, i: i64) {
+    if (-112..=127).contains(&i) {
+        out.push(i as u8);
+        return;
+    }
+    let (v, base) = if i < 0 { (!i, -120i32) } else { (i, -112i32) };
+    let n = 8 - (v.leading_zeros() as i32) / 8;
+    out.push((base - n) as u8);
+    for idx in (0..n).rev() {
+        out.push((v >> (idx * 8)) as u8);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(file_type: FileType, codec: Option<Codec>, wf: WriteFormat) -> FormatConfig {
+        FormatConfig {
+            file_type,
+            codec,
+            write_format: wf,
+            serializer: SerializerType::Text,
+            append_newline: true,
+        }
+    }
+
+    #[test]
+    fn vlongs_match_hadoop() {
+        let enc = |i| {
+            let mut v = Vec::new();
+            write_vlong(&mut v, i);
+            assert_eq!(v.len(), vlong_len(i), "{i}");
+            v
+        };
+        assert_eq!(enc(0), [0]);
+        assert_eq!(enc(127), [127]);
+        assert_eq!(enc(-112), [0x90]);
+        assert_eq!(enc(128), [0x8f, 0x80]); // -113, 1 byte follows
+        assert_eq!(enc(300), [0x8e, 0x01, 0x2c]);
+        assert_eq!(enc(-113), [0x87, 0x70]); // -121: negative, 1 byte of !i = 112
+    }
+
+    #[test]
+    fn sequence_file_bytes() {
+        let mut e = Encoder::new(&cfg(FileType::SequenceFile, None, WriteFormat::Writable));
+        let h = e.header();
+        assert_eq!(&h[..4], b"SEQ\x06");
+        assert_eq!(h[4] as usize, "org.apache.hadoop.io.LongWritable".len());
+        assert!(h
+            .windows(34)
+            .any(|w| w == b"org.apache.hadoop.io.BytesWritable"));
+        let sync = h[h.len() - 16..].to_vec();
+        assert_eq!(&h[h.len() - 22..h.len() - 16], &[0, 0, 0, 0, 0, 0]);
+        e.append(&Event::new("abc"), 1339526074123);
+        let b = e.finish_batch().unwrap();
+        // recordLen = 8 + 4 + 3, keyLen = 8, key, value = len + bytes, then the batch sync.
+        assert_eq!(&b[..8], &[0, 0, 0, 15, 0, 0, 0, 8]);
+        assert_eq!(&b[8..16], &1339526074123i64.to_be_bytes());
+        assert_eq!(&b[16..23], &[0, 0, 0, 3, b'a', b'b', b'c']);
+        assert_eq!(&b[23..27], &[0xff; 4]);
+        assert_eq!(&b[27..], &sync[..]);
+        e.committed(b.len());
+        // Text values: vint length.
+        let mut t = Encoder::new(&cfg(FileType::SequenceFile, None, WriteFormat::Text));
+        t.header();
+        t.append(&Event::new("xy"), 1);
+        let b = t.finish_batch().unwrap();
+        assert_eq!(&b[..8], &[0, 0, 0, 11, 0, 0, 0, 8]);
+        assert_eq!(&b[16..19], &[2, b'x', b'y']);
+    }
+
+    #[test]
+    fn sequence_file_syncs_every_2000_bytes() {
+        let mut e = Encoder::new(&cfg(FileType::SequenceFile, None, WriteFormat::Writable));
+        let h = e.header();
+        let sync = h[h.len() - 16..].to_vec();
+        for _ in 0..100 {
+            e.append(&Event::new(vec![b'x'; 80]), 0);
+        }
+        let b = e.finish_batch().unwrap();
+        let markers = b.windows(16).filter(|w| *w == &sync[..]).count();
+        // 100 records of 104 bytes = 10400 bytes: a sync roughly every 2000 bytes + the end.
+        assert!((5..=7).contains(&markers), "{markers}");
+    }
+
+    #[test]
+    fn gzip_batches_are_members() {
+        use std::io::Read as _;
+        let mut e = Encoder::new(&cfg(
+            FileType::CompressedStream,
+            Some(Codec::Gzip),
+            WriteFormat::Writable,
+        ));
+        e.append(&Event::new("one"), 0);
+        let mut file = e.finish_batch().unwrap();
+        e.append(&Event::new("two"), 0);
+        file.extend(e.finish_batch().unwrap());
+        let mut s = String::new();
+        flate2::read::MultiGzDecoder::new(&file[..])
+            .read_to_string(&mut s)
+            .unwrap();
+        assert_eq!(s, "one\ntwo\n");
+        let mut sn = Encoder::new(&cfg(
+            FileType::CompressedStream,
+            Some(Codec::Snappy),
+            WriteFormat::Writable,
+        ));
+        sn.append(&Event::new("hello"), 0);
+        let b = sn.finish_batch().unwrap();
+        assert_eq!(&b[..4], &6u32.to_be_bytes());
+        let n = u32::from_be_bytes(b[4..8].try_into().unwrap()) as usize;
+        let raw = snap::raw::Decoder::new()
+            .decompress_vec(&b[8..8 + n])
+            .unwrap();
+        assert_eq!(raw, b"hello\n");
+    }
+}
