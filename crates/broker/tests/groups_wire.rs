@@ -147,7 +147,10 @@ fn commit_req(
             .with_partitions(partitions)])
 }
 
-fn fetch_v8(groups: &[(&str, Option<(&str, Vec<i32>)>)]) -> OffsetFetchRequest {
+/// A group id and optionally one topic with partitions (`None`: every committed partition).
+type FetchSpec<'a> = (&'a str, Option<(&'a str, Vec<i32>)>);
+
+fn fetch_v8(groups: &[FetchSpec<'_>]) -> OffsetFetchRequest {
     use kafka_protocol::messages::offset_fetch_request::{
         OffsetFetchRequestGroup, OffsetFetchRequestTopics,
     };
