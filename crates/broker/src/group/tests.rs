@@ -361,3 +361,82 @@ impl WithInstance for JoinParams {
         self
     }
 }
+
+mod coordinator {
+    use super::super::{GroupConfig, GroupCoordinator, OffsetCommit};
+    use super::*;
+
+    fn commit(topic: &str, partition: i32, offset: i64, commit_ms: i64) -> OffsetCommit {
+        OffsetCommit {
+            topic: topic.into(),
+            partition,
+            committed: CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_the_retention_and_stay_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GroupConfig {
+            offsets_retention_minutes: 1,
+            ..Default::default()
+        };
+        let c = GroupCoordinator::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(c.check_commit("old", "", None, -1), 0);
+        c.commit(
+            "old",
+            vec![commit("t", 0, 5, 1_000), commit("t", 1, 6, 100_000)],
+        )
+        .unwrap();
+        c.commit("fresh", vec![commit("t", 0, 7, 100_000)]).unwrap();
+        // At 61.5 s only the commit made at 1 s is older than one minute.
+        c.expire_offsets(61_500).unwrap();
+        assert_eq!(c.inspect("old", |g| g.unwrap().offsets.len()), 1);
+        c.expire_offsets(160_001).unwrap();
+        assert!(
+            c.inspect("old", |g| g.is_none()),
+            "a group left with nothing is removed"
+        );
+        assert!(c.inspect("fresh", |g| g.is_none()));
+        drop(c);
+        let c = GroupCoordinator::open(dir.path(), config).unwrap();
+        assert!(c.inspect_all(|all| all.count()) == 0);
+    }
+
+    #[test]
+    fn offsets_of_groups_with_members_do_not_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GroupConfig {
+            offsets_retention_minutes: 1,
+            min_session_timeout_ms: 100,
+            ..Default::default()
+        };
+        let c = GroupCoordinator::open(dir.path(), config).unwrap();
+        c.commit("g", vec![commit("t", 0, 5, 0)]).unwrap();
+        let mut p = params("", &["range"]);
+        p.require_known_member_id = false;
+        let _rx = c.join("g", p);
+        c.expire_offsets(1_000_000).unwrap();
+        assert_eq!(c.inspect("g", |g| g.unwrap().offsets.len()), 1);
+        assert_eq!(
+            c.delete_group("g").unwrap(),
+            ResponseError::NonEmptyGroup.code()
+        );
+    }
+
+    #[test]
+    fn a_refused_first_join_leaves_no_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = GroupCoordinator::open(dir.path(), GroupConfig::default()).unwrap();
+        let mut p = params("", &["range"]);
+        p.session_timeout_ms = 10;
+        let r = ready(c.join("g", p));
+        assert_eq!(r.error, ResponseError::InvalidSessionTimeout.code());
+        assert!(c.inspect("g", |g| g.is_none()));
+    }
+}
