@@ -329,6 +329,21 @@ def test_committed_offsets_and_metadata_survive_broker_kill_9(broker_factory):
     kp.commit({KTP("durable", 1): OffsetAndMetadata(17, "kp-meta", -1)})
     kp.close()
 
+    async def aio_commit():
+        from aiokafka import AIOKafkaConsumer
+        from aiokafka.structs import OffsetAndMetadata as AOM
+        from aiokafka.structs import TopicPartition as ATP
+
+        c = AIOKafkaConsumer(bootstrap_servers=b.bootstrap, group_id="g-durable-aio", enable_auto_commit=False)
+        await c.start()
+        try:
+            c.assign([ATP("durable", 2)])
+            await c.commit({ATP("durable", 2): AOM(23, "aio-meta")})
+        finally:
+            await c.stop()
+
+    asyncio.run(aio_commit())
+
     b.kill()
     b.log.close()
     b.start()
@@ -340,6 +355,8 @@ def test_committed_offsets_and_metadata_survive_broker_kill_9(broker_factory):
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("g-durable-kp")])["g-durable-kp"].result()
     assert [(t.topic, t.partition, t.offset) for t in res.topic_partitions] == [("durable", 1, 17)]
+    res = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("g-durable-aio")])["g-durable-aio"].result()
+    assert [(t.partition, t.offset, t.metadata) for t in res.topic_partitions] == [(2, 23, "aio-meta")]
 
 
 # --- admin: list, describe, delete -----------------------------------------------------------
