@@ -174,7 +174,10 @@ impl Broker {
             }
         }
         let hw = state.producer_id_high_water;
-        let groups = Arc::new(crate::group::GroupCoordinator::open(&config.log_dir, config.groups.clone())?);
+        let groups = Arc::new(crate::group::GroupCoordinator::open(
+            &config.log_dir,
+            config.groups.clone(),
+        )?);
         Ok(Broker {
             groups,
             cluster_id: state.cluster_id.clone(),
