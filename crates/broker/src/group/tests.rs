@@ -440,3 +440,60 @@ mod coordinator {
         assert!(c.inspect("g", |g| g.is_none()));
     }
 }
+
+mod config {
+    use crate::config::BrokerConfig;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn group_keys_are_known_have_kafka_defaults_and_are_validated() {
+        let (c, unknown) = BrokerConfig::from_properties(&[]).unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(c.groups.initial_rebalance_delay_ms, 3000);
+        assert_eq!(c.groups.min_session_timeout_ms, 6000);
+        assert_eq!(c.groups.offsets_retention_minutes, 10080);
+        let (c, unknown) = BrokerConfig::from_properties(&pairs(&[
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("group.min.session.timeout.ms", "500"),
+            ("offsets.retention.minutes", "5"),
+            ("offset.metadata.max.bytes", "10"),
+        ]))
+        .unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            (
+                c.groups.initial_rebalance_delay_ms,
+                c.groups.min_session_timeout_ms
+            ),
+            (0, 500)
+        );
+        assert_eq!(
+            (
+                c.groups.offsets_retention_minutes,
+                c.groups.offset_metadata_max_bytes
+            ),
+            (5, 10)
+        );
+        let err =
+            BrokerConfig::from_properties(&pairs(&[("group.initial.rebalance.delay.ms", "soon")]))
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("group.initial.rebalance.delay.ms"),
+            "{err}"
+        );
+        let err = BrokerConfig::from_properties(&pairs(&[
+            ("group.min.session.timeout.ms", "9000"),
+            ("group.max.session.timeout.ms", "8000"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("group.max.session.timeout.ms"),
+            "{err}"
+        );
+    }
+}
