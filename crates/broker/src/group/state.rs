@@ -538,10 +538,14 @@ impl Group {
         // Kafka compares the protocol the next generation would select, not the metadata bytes
         // (they carry owned partitions, which a restarted member no longer has).
         let same_protocol = self.protocol.is_some() && self.select_protocol() == self.protocol;
-        if self.state == GroupState::Stable && same_protocol && !was_leader {
+        if self.state == GroupState::Stable && same_protocol {
             // KIP-345: a known static member coming back keeps its assignment and causes no
-            // rebalance.
-            return Pending::Ready(self.generation_info(&new_id));
+            // rebalance. A returning leader gets the member list with skip_assignment
+            // (KIP-814, v9); an older client's SyncGroup in Stable just returns the stored
+            // assignments, so whatever it computes changes nothing.
+            let mut info = self.generation_info(&new_id);
+            info.skip_assignment = was_leader;
+            return Pending::Ready(info);
         }
         let (tx, rx) = oneshot::channel();
         self.members

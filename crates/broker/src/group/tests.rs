@@ -497,3 +497,44 @@ mod config {
         );
     }
 }
+
+#[test]
+fn a_static_leader_restart_gets_the_members_with_skip_assignment_and_no_rebalance() {
+    let l = limits(0);
+    let t0 = Instant::now();
+    let mut g = Group::new("g");
+    let pa = params("", &["range"]).with_instance("i-a");
+    let mut ra = wait(g.join(pa.clone(), "a1".into(), t0, &l));
+    let (b, _rb) = join_new(&mut g, "b", &["range"], t0, &l);
+    g.tick(t0);
+    assert_eq!(ra.try_recv().unwrap().leader, "a1");
+    let _sb = g.sync(&b, None, 1, (None, None), vec![], t0);
+    let assignments = vec![
+        ("a1".to_string(), Bytes::from_static(b"A")),
+        (b.clone(), Bytes::from_static(b"B")),
+    ];
+    answer(g.sync("a1", Some("i-a"), 1, (None, None), assignments, t0));
+    let r = ready(g.join(pa, "a2".into(), t0, &l));
+    assert_eq!(
+        (
+            r.error,
+            r.generation_id,
+            r.leader.as_str(),
+            r.skip_assignment
+        ),
+        (0, 1, "a2", true)
+    );
+    assert_eq!(r.members.len(), 2);
+    assert_eq!(g.state, GroupState::Stable);
+    // Whatever the returning leader sends, Stable keeps the stored assignments.
+    let s = answer(g.sync(
+        "a2",
+        Some("i-a"),
+        1,
+        (None, None),
+        vec![(b.clone(), Bytes::from_static(b"X"))],
+        t0,
+    ));
+    assert_eq!(s.assignment, Bytes::from_static(b"A"));
+    assert_eq!(g.members[&b].assignment, Bytes::from_static(b"B"));
+}
