@@ -58,7 +58,7 @@ class Broker:
 
     def stop(self):
         self.proc.send_signal(signal.SIGTERM)
-        self.proc.wait(timeout=60)
+        self.proc.wait(timeout=300)
         self.drain.wait(timeout=10)
 
 

@@ -326,7 +326,10 @@ impl BrokerConfig {
         let mut c = BrokerConfig::default();
         let mut unknown = Vec::new();
         for key in map.keys() {
-            if !KNOWN_KEYS.contains(key) && !IGNORED_KEYS.contains(key) && !crate::group::KEYS.contains(key) {
+            if !KNOWN_KEYS.contains(key)
+                && !IGNORED_KEYS.contains(key)
+                && !crate::group::KEYS.contains(key)
+            {
                 unknown.push(key.to_string());
             }
         }

@@ -200,7 +200,16 @@ impl GroupCoordinator {
             let g = groups
                 .entry(group_id.to_string())
                 .or_insert_with(|| Group::new(group_id));
-            g.join(params, new_id, Instant::now(), &self.limits)
+            let out = g.join(params, new_id, Instant::now(), &self.limits);
+            // A refused first join leaves nothing behind.
+            if g.state == GroupState::Empty
+                && g.members.is_empty()
+                && g.pending.is_empty()
+                && g.offsets.is_empty()
+            {
+                groups.remove(group_id);
+            }
+            out
         };
         self.wake.notify_one();
         out

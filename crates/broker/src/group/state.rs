@@ -521,7 +521,6 @@ impl Group {
         if let Some(tx) = m.sync_tx.take() {
             let _ = tx.send(SyncResult::error(ResponseError::FencedInstanceId));
         }
-        let unchanged = m.protocols == p.protocols;
         m.id = new_id.clone();
         m.protocols = p.protocols.clone();
         m.client_id = p.client_id.clone();
@@ -536,10 +535,17 @@ impl Group {
             self.leader = Some(new_id.clone());
         }
         self.members.insert(new_id.clone(), m);
-        if self.state == GroupState::Stable && unchanged && !was_leader {
-            // KIP-345: a known static member coming back with the same subscription keeps its
-            // assignment and causes no rebalance.
-            return Pending::Ready(self.generation_info(&new_id));
+        // Kafka compares the protocol the next generation would select, not the metadata bytes
+        // (they carry owned partitions, which a restarted member no longer has).
+        let same_protocol = self.protocol.is_some() && self.select_protocol() == self.protocol;
+        if self.state == GroupState::Stable && same_protocol {
+            // KIP-345: a known static member coming back keeps its assignment and causes no
+            // rebalance. A returning leader gets the member list with skip_assignment
+            // (KIP-814, v9); an older client's SyncGroup in Stable just returns the stored
+            // assignments, so whatever it computes changes nothing.
+            let mut info = self.generation_info(&new_id);
+            info.skip_assignment = was_leader;
+            return Pending::Ready(info);
         }
         let (tx, rx) = oneshot::channel();
         self.members

@@ -361,3 +361,180 @@ impl WithInstance for JoinParams {
         self
     }
 }
+
+mod coordinator {
+    use super::super::{GroupConfig, GroupCoordinator, OffsetCommit};
+    use super::*;
+
+    fn commit(topic: &str, partition: i32, offset: i64, commit_ms: i64) -> OffsetCommit {
+        OffsetCommit {
+            topic: topic.into(),
+            partition,
+            committed: CommittedOffset {
+                offset,
+                leader_epoch: -1,
+                metadata: String::new(),
+                commit_ms,
+            },
+        }
+    }
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_the_retention_and_stay_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GroupConfig {
+            offsets_retention_minutes: 1,
+            ..Default::default()
+        };
+        let c = GroupCoordinator::open(dir.path(), config.clone()).unwrap();
+        assert_eq!(c.check_commit("old", "", None, -1), 0);
+        c.commit(
+            "old",
+            vec![commit("t", 0, 5, 1_000), commit("t", 1, 6, 100_000)],
+        )
+        .unwrap();
+        c.commit("fresh", vec![commit("t", 0, 7, 100_000)]).unwrap();
+        // At 61.5 s only the commit made at 1 s is older than one minute.
+        c.expire_offsets(61_500).unwrap();
+        assert_eq!(c.inspect("old", |g| g.unwrap().offsets.len()), 1);
+        c.expire_offsets(160_001).unwrap();
+        assert!(
+            c.inspect("old", |g| g.is_none()),
+            "a group left with nothing is removed"
+        );
+        assert!(c.inspect("fresh", |g| g.is_none()));
+        drop(c);
+        let c = GroupCoordinator::open(dir.path(), config).unwrap();
+        assert!(c.inspect_all(|all| all.count()) == 0);
+    }
+
+    #[test]
+    fn offsets_of_groups_with_members_do_not_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = GroupConfig {
+            offsets_retention_minutes: 1,
+            min_session_timeout_ms: 100,
+            ..Default::default()
+        };
+        let c = GroupCoordinator::open(dir.path(), config).unwrap();
+        c.commit("g", vec![commit("t", 0, 5, 0)]).unwrap();
+        let mut p = params("", &["range"]);
+        p.require_known_member_id = false;
+        let _rx = c.join("g", p);
+        c.expire_offsets(1_000_000).unwrap();
+        assert_eq!(c.inspect("g", |g| g.unwrap().offsets.len()), 1);
+        assert_eq!(
+            c.delete_group("g").unwrap(),
+            ResponseError::NonEmptyGroup.code()
+        );
+    }
+
+    #[test]
+    fn a_refused_first_join_leaves_no_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = GroupCoordinator::open(dir.path(), GroupConfig::default()).unwrap();
+        let mut p = params("", &["range"]);
+        p.session_timeout_ms = 10;
+        let r = ready(c.join("g", p));
+        assert_eq!(r.error, ResponseError::InvalidSessionTimeout.code());
+        assert!(c.inspect("g", |g| g.is_none()));
+    }
+}
+
+mod config {
+    use crate::config::BrokerConfig;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn group_keys_are_known_have_kafka_defaults_and_are_validated() {
+        let (c, unknown) = BrokerConfig::from_properties(&[]).unwrap();
+        assert!(unknown.is_empty());
+        assert_eq!(c.groups.initial_rebalance_delay_ms, 3000);
+        assert_eq!(c.groups.min_session_timeout_ms, 6000);
+        assert_eq!(c.groups.offsets_retention_minutes, 10080);
+        let (c, unknown) = BrokerConfig::from_properties(&pairs(&[
+            ("group.initial.rebalance.delay.ms", "0"),
+            ("group.min.session.timeout.ms", "500"),
+            ("offsets.retention.minutes", "5"),
+            ("offset.metadata.max.bytes", "10"),
+        ]))
+        .unwrap();
+        assert!(unknown.is_empty(), "{unknown:?}");
+        assert_eq!(
+            (
+                c.groups.initial_rebalance_delay_ms,
+                c.groups.min_session_timeout_ms
+            ),
+            (0, 500)
+        );
+        assert_eq!(
+            (
+                c.groups.offsets_retention_minutes,
+                c.groups.offset_metadata_max_bytes
+            ),
+            (5, 10)
+        );
+        let err =
+            BrokerConfig::from_properties(&pairs(&[("group.initial.rebalance.delay.ms", "soon")]))
+                .unwrap_err();
+        assert!(
+            err.to_string().contains("group.initial.rebalance.delay.ms"),
+            "{err}"
+        );
+        let err = BrokerConfig::from_properties(&pairs(&[
+            ("group.min.session.timeout.ms", "9000"),
+            ("group.max.session.timeout.ms", "8000"),
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("group.max.session.timeout.ms"),
+            "{err}"
+        );
+    }
+}
+
+#[test]
+fn a_static_leader_restart_gets_the_members_with_skip_assignment_and_no_rebalance() {
+    let l = limits(0);
+    let t0 = Instant::now();
+    let mut g = Group::new("g");
+    let pa = params("", &["range"]).with_instance("i-a");
+    let mut ra = wait(g.join(pa.clone(), "a1".into(), t0, &l));
+    let (b, _rb) = join_new(&mut g, "b", &["range"], t0, &l);
+    g.tick(t0);
+    assert_eq!(ra.try_recv().unwrap().leader, "a1");
+    let _sb = g.sync(&b, None, 1, (None, None), vec![], t0);
+    let assignments = vec![
+        ("a1".to_string(), Bytes::from_static(b"A")),
+        (b.clone(), Bytes::from_static(b"B")),
+    ];
+    answer(g.sync("a1", Some("i-a"), 1, (None, None), assignments, t0));
+    let r = ready(g.join(pa, "a2".into(), t0, &l));
+    assert_eq!(
+        (
+            r.error,
+            r.generation_id,
+            r.leader.as_str(),
+            r.skip_assignment
+        ),
+        (0, 1, "a2", true)
+    );
+    assert_eq!(r.members.len(), 2);
+    assert_eq!(g.state, GroupState::Stable);
+    // Whatever the returning leader sends, Stable keeps the stored assignments.
+    let s = answer(g.sync(
+        "a2",
+        Some("i-a"),
+        1,
+        (None, None),
+        vec![(b.clone(), Bytes::from_static(b"X"))],
+        t0,
+    ));
+    assert_eq!(s.assignment, Bytes::from_static(b"A"));
+    assert_eq!(g.members[&b].assignment, Bytes::from_static(b"B"));
+}

@@ -85,10 +85,22 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
         );
     }
     if !commits.is_empty() {
-        let groups = b.clone();
-        let written = blocking(move || groups.groups.commit(&group_id, commits))
-            .await
-            .and_then(|r| r);
+        // The write (one `write` into the page cache, no fsync) runs in `block_in_place`: the
+        // runtime moves this worker's other tasks to another thread, so nothing is starved,
+        // and the commit does not wait for a blocking-pool thread to be scheduled (on a busy
+        // machine that wake-up dominated the commit's tail latency).
+        let multi_thread = matches!(
+            tokio::runtime::Handle::current().runtime_flavor(),
+            tokio::runtime::RuntimeFlavor::MultiThread
+        );
+        let written = if multi_thread {
+            tokio::task::block_in_place(|| b.groups.commit(&group_id, commits))
+        } else {
+            let groups = b.clone();
+            blocking(move || groups.groups.commit(&group_id, commits))
+                .await
+                .and_then(|r| r)
+        };
         if let Err(e) = written {
             tracing::error!(error = %e, "Writing committed offsets failed.");
             let code = e.code();
