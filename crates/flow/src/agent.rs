@@ -86,7 +86,13 @@ pub fn plan(props: &Properties, name: &str) -> Plan {
     let mut channels = Vec::new();
     for c in cfg.channels.clone() {
         let r = match types::channel(&c.type_name) {
-            Resolved::Builtin(_) => MemoryChannelConfig::from_context(&c.ctx),
+            Resolved::Builtin(types::ChannelType::Memory) => {
+                MemoryChannelConfig::from_context(&c.ctx)
+            }
+            Resolved::Builtin(types::ChannelType::File) => {
+                crate::file_channel::FileChannelConfig::from_context(&c.ctx)
+                    .map(|f| f.into_channel_config())
+            }
             other => Err(c.ctx.error("type", types::describe(&other, &c.type_name))),
         };
         match r {
@@ -294,7 +300,7 @@ pub async fn start(plan: &Plan, monitoring: Option<MonitoringConfig>) -> Result<
     }
     let mut channels: HashMap<String, Arc<MemoryChannel>> = HashMap::new();
     for (name, conf) in &plan.channels {
-        let ch = conf.clone().build(name);
+        let ch = crate::file_channel::open(name, conf.clone()).await?;
         registry.register(ch.clone());
         tracing::info!(channel = %name, capacity = conf.capacity, "Starting Channel {name}");
         channels.insert(name.clone(), ch);

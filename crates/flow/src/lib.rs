@@ -14,6 +14,7 @@ pub mod channel_processor;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod file_channel;
 pub mod interceptor;
 pub mod monitoring;
 pub mod selector;
