@@ -393,6 +393,7 @@ impl RunningAgent {
         }
         self.sinks_stop.cancel();
         while self.sinks.join_next().await.is_some() {}
+        crate::file_channel::close_all(&self.channels).await;
         self.monitor_stop.cancel();
     }
 }

@@ -85,6 +85,25 @@ pub async fn open(name: &str, config: MemoryChannelConfig) -> Result<Arc<MemoryC
     })?
 }
 
+/// Writes a last checkpoint of every file channel with `checkpointOnClose` (agent
+/// shutdown), so the next start replays nothing.
+pub async fn close_all(channels: &[Arc<MemoryChannel>]) {
+    for ch in channels {
+        let Some(log) = ch.file_log().cloned() else {
+            continue;
+        };
+        if !log.config().checkpoint_on_close {
+            continue;
+        }
+        let name = ch.name().to_string();
+        match tokio::task::spawn_blocking(move || log.checkpoint()).await {
+            Ok(Ok(())) => tracing::info!(channel = %name, "Checkpointed the file channel on close."),
+            Ok(Err(error)) => tracing::error!(%error, channel = %name, "Checkpoint on close failed."),
+            Err(error) => tracing::error!(%error, channel = %name, "Checkpoint on close failed."),
+        }
+    }
+}
+
 /// The file channel's extra metrics (Flume's FileChannelCounter, plus Flumen's fsync and
 /// checkpoint counts).
 pub fn attributes(log: &FileLog) -> Vec<(String, String)> {
