@@ -168,7 +168,10 @@ fn main() {
                 .expect("put");
             tx.commit().await.expect("commit");
         }
-        ch.file_log().expect("log").checkpoint().expect("checkpoint");
+        ch.file_log()
+            .expect("log")
+            .checkpoint()
+            .expect("checkpoint");
         // More after the checkpoint, as a crash would find.
         let mut tx = ch.transaction();
         tx.put_all((0..1000).map(|_| Event::new(body.clone())))

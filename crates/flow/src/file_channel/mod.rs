@@ -97,8 +97,12 @@ pub async fn close_all(channels: &[Arc<MemoryChannel>]) {
         }
         let name = ch.name().to_string();
         match tokio::task::spawn_blocking(move || log.checkpoint()).await {
-            Ok(Ok(())) => tracing::info!(channel = %name, "Checkpointed the file channel on close."),
-            Ok(Err(error)) => tracing::error!(%error, channel = %name, "Checkpoint on close failed."),
+            Ok(Ok(())) => {
+                tracing::info!(channel = %name, "Checkpointed the file channel on close.")
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, channel = %name, "Checkpoint on close failed.")
+            }
             Err(error) => tracing::error!(%error, channel = %name, "Checkpoint on close failed."),
         }
     }
