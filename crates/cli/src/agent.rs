@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use flumen_flow::agent::{self, MonitoringConfig, Plan};
 use flumen_flow::config::{Properties, Severity};
+use flumen_flow::monitoring::Registry;
 
 /// Arguments of `flumen agent`, as `flume-ng agent` takes them.
 #[derive(clap::Args, Debug)]
@@ -36,6 +37,13 @@ pub struct AgentArgs {
     /// (non-zero when anything would be dropped).
     #[arg(long = "check")]
     pub check: bool,
+    /// Flume's extra Java classpath (`-C/--classpath`): accepted and ignored (plugins are
+    /// Java classes Flumen cannot load).
+    #[arg(short = 'C', long = "classpath", hide = true)]
+    pub classpath: Option<String>,
+    /// Flume's `--plugins-path`: accepted and ignored.
+    #[arg(long = "plugins-path", hide = true)]
+    pub plugins_path: Option<String>,
     /// Seconds to let sinks drain the channels on SIGTERM before stopping them.
     #[arg(long = "drain-timeout", default_value_t = 10)]
     pub drain_timeout: u64,
@@ -120,6 +128,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     if args.conf.is_none() && !args.check {
         tracing::warn!("No configuration directory set! Use --conf <dir> to override.");
     }
+    if args.classpath.is_some() || args.plugins_path.is_some() {
+        tracing::warn!("--classpath/--plugins-path are ignored: Flumen runs its built-in components only.");
+    }
     let (plan, name) = load(&args, &system)?;
     if args.check {
         print_check(&plan, &name);
@@ -147,22 +158,72 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .thread_name("flumen-agent")
         .build()?;
     runtime.block_on(async move {
-        let running = agent::start(&plan, monitoring).await?;
+        let registry = Registry::default();
+        let monitor = match &monitoring {
+            Some(m) => Some(agent::start_monitoring(m, &registry).await?),
+            None => None,
+        };
+        let mut running = agent::start_with(&plan, &registry, &HashMap::new()).await?;
+        let mut current = plan;
         tracing::info!(agent = %name, "Agent started.");
-        if !args.no_reload_conf {
-            tracing::debug!(
-                interval = args.poll_interval,
-                "Configuration reload by polling is not implemented yet; the configuration is read once."
-            );
+        let mut seen = mtimes(&args.conf_file);
+        let poll = Duration::from_secs(args.poll_interval.max(1));
+        let mut signal = std::pin::pin!(wait_for_signal());
+        loop {
+            tokio::select! {
+                _ = &mut signal => break,
+                _ = tokio::time::sleep(poll), if !args.no_reload_conf => {
+                    let now = mtimes(&args.conf_file);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    let next = match load(&args, &system) {
+                        Ok((next, _)) => next,
+                        Err(error) => {
+                            tracing::error!(%error, "Failed to load configuration data; keeping the current configuration.");
+                            continue;
+                        }
+                    };
+                    tracing::info!(agent = %name, "Reloading configuration: the files changed.");
+                    for p in &next.config.problems {
+                        match p.severity {
+                            Severity::Warning => tracing::warn!("{}", p.message),
+                            Severity::Error => tracing::error!("{}", p.message),
+                        }
+                    }
+                    let channels = running.stop_for_reload().await;
+                    running = match agent::start_with(&next, &registry, &channels).await {
+                        Ok(r) => {
+                            current = next;
+                            r
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "The new configuration failed to start; going back to the previous one.");
+                            agent::start_with(&current, &registry, &channels).await?
+                        }
+                    };
+                }
+            }
         }
-        wait_for_signal().await;
         tracing::info!(agent = %name, "Stopping: sources first, then draining channels.");
         running
             .shutdown(Duration::from_secs(args.drain_timeout))
             .await;
+        if let Some(m) = monitor {
+            m.cancel();
+        }
         tracing::info!(agent = %name, "Agent stopped.");
         anyhow::Ok(())
     })
+}
+
+/// Modification times of the configuration files (a change triggers a reload).
+fn mtimes(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 async fn wait_for_signal() {

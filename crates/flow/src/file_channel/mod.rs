@@ -87,7 +87,7 @@ pub async fn open(name: &str, config: MemoryChannelConfig) -> Result<Arc<MemoryC
 
 /// Writes a last checkpoint of every file channel with `checkpointOnClose` (agent
 /// shutdown), so the next start replays nothing.
-pub async fn close_all(channels: &[Arc<MemoryChannel>]) {
+pub async fn close_all(channels: impl IntoIterator<Item = &Arc<MemoryChannel>>) {
     for ch in channels {
         let Some(log) = ch.file_log().cloned() else {
             continue;

@@ -5,10 +5,12 @@
 //! returns the running [`Source`]; `run` only does runtime work, until `shutdown`.
 
 pub mod exec;
+pub mod http;
 pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
 pub mod spooldir;
+pub mod syslog;
 pub mod taildir;
 
 use std::future::Future;
@@ -56,6 +58,10 @@ pub enum SourceConfig {
     SpoolDir(spooldir::SpoolDirConfig),
     /// `TAILDIR`
     Taildir(taildir::TaildirConfig),
+    /// `syslogtcp`, `syslogudp`, `multiport_syslogtcp`
+    Syslog(syslog::SyslogConfig),
+    /// `http`
+    Http(http::HttpConfig),
 }
 
 impl SourceConfig {
@@ -81,6 +87,18 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Taildir) => Ok(SourceConfig::Taildir(
                 taildir::TaildirConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SourceType::SyslogTcp) => Ok(SourceConfig::Syslog(
+                syslog::SyslogConfig::from_context(ctx, syslog::SyslogKind::Tcp)?,
+            )),
+            Resolved::Builtin(SourceType::SyslogUdp) => Ok(SourceConfig::Syslog(
+                syslog::SyslogConfig::from_context(ctx, syslog::SyslogKind::Udp)?,
+            )),
+            Resolved::Builtin(SourceType::MultiportSyslogTcp) => Ok(SourceConfig::Syslog(
+                syslog::SyslogConfig::from_context(ctx, syslog::SyslogKind::MultiportTcp)?,
+            )),
+            Resolved::Builtin(SourceType::Http) => {
+                Ok(SourceConfig::Http(http::HttpConfig::from_context(ctx)?))
+            }
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -93,6 +111,9 @@ impl SourceConfig {
             SourceConfig::Exec(c) => Some(c.batch_size),
             SourceConfig::SpoolDir(c) => Some(c.batch_size),
             SourceConfig::Taildir(c) => Some(c.batch_size),
+            SourceConfig::Syslog(c) if c.kind == syslog::SyslogKind::MultiportTcp => {
+                Some(c.batch_size)
+            }
             _ => None,
         }
     }
@@ -106,6 +127,8 @@ impl SourceConfig {
             SourceConfig::Exec(c) => Box::new(c.build(name)),
             SourceConfig::SpoolDir(c) => Box::new(c.build(name)?),
             SourceConfig::Taildir(c) => Box::new(c.build(name)?),
+            SourceConfig::Syslog(c) => Box::new(c.build(name).await?),
+            SourceConfig::Http(c) => Box::new(c.build(name).await?),
         })
     }
 }

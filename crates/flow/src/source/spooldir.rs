@@ -665,6 +665,46 @@ mod tests {
     }
 
     #[test]
+    fn modified_file_is_quarantined_and_delete_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"x\n").unwrap();
+        let ctx = Context::from_pairs("source r1", &[("spoolDir", dir.path().to_str().unwrap())]);
+        let cfg = SpoolDirConfig::from_context(&ctx).unwrap();
+        let c = scan(&cfg).unwrap().remove(0);
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        let f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        match complete(&cfg, &c).unwrap() {
+            Outcome::Quarantined(m) => {
+                assert!(m.contains("File has been modified since being read"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(dir.path().join("b.log"), b"y\n").unwrap();
+        let ctx = Context::from_pairs(
+            "source r1",
+            &[
+                ("spoolDir", dir.path().to_str().unwrap()),
+                ("deletePolicy", "IMMEDIATE"),
+            ],
+        );
+        let cfg = SpoolDirConfig::from_context(&ctx).unwrap();
+        let c = scan(&cfg).unwrap().remove(0);
+        assert!(matches!(complete(&cfg, &c).unwrap(), Outcome::Done(_)));
+        assert!(!dir.path().join("b.log").exists());
+        let ctx = Context::from_pairs(
+            "source r1",
+            &[("spoolDir", "/x"), ("deletePolicy", "sometimes")],
+        );
+        assert!(SpoolDirConfig::from_context(&ctx)
+            .unwrap_err()
+            .to_string()
+            .contains("deletePolicy"));
+    }
+
+    #[test]
     fn reused_name_is_quarantined() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a.log");
