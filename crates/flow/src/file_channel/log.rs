@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -314,7 +315,9 @@ impl FileLog {
             ));
         }
         let base = w.offset;
-        if let Err(e) = (&*w.file).write_all(buf) {
+        // Positioned writes: after a failed (partial) write the next one still starts
+        // right after the last whole transaction.
+        if let Err(e) = w.file.write_all_at(buf, base) {
             // Cut off whatever part of the transaction reached the file, so nothing half
             // written stays in front of later records.
             if let Err(e2) = w.file.set_len(base) {
