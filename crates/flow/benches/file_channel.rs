@@ -154,6 +154,7 @@ fn main() {
     let dir = root.join("replay");
     let conf = FileChannelConfig {
         max_file_size: 256 << 20,
+        capacity: 4_000_000,
         ..file_config(&dir)
     };
     let n = replay_mb * 1000;
