@@ -94,6 +94,23 @@ fn fsync_cost(dir: &Path) -> Duration {
     d
 }
 
+/// This process's user + system CPU seconds (from /proc/self/stat), to tell CPU cost from
+/// waiting on a loaded machine.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (tick(11) + tick(12)) / 100.0
+}
+
 fn main() {
     let base: PathBuf = std::env::var_os("BENCH_DIR")
         .map(PathBuf::from)
@@ -180,16 +197,21 @@ fn main() {
         tx.commit().await.expect("commit");
     });
     let start = Instant::now();
+    let cpu0 = cpu_seconds();
     let len = rt.block_on(async {
         let ch = file_channel::open("replay", conf.clone().into_channel_config())
             .await
             .expect("reopen");
-        ch.len()
+        let len = ch.len();
+        (len, ch)
     });
+    let (len, ch) = len;
     println!(
-        "replay: {len} events ({} MB of bodies) ready in {:?}",
+        "replay: {len} events ({} MB of bodies) ready in {:?} ({:.2} s of CPU)",
         len / 1000,
-        start.elapsed()
+        start.elapsed(),
+        cpu_seconds() - cpu0
     );
+    drop(ch);
     let _ = std::fs::remove_dir_all(&root);
 }

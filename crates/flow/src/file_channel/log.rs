@@ -666,11 +666,9 @@ fn replay(
     let mut events = Vec::with_capacity(live.len());
     for (p, e) in live {
         match e {
-            // Copy out of the file buffer so the buffer can be freed.
-            Some(mut e) => {
-                e.body = Bytes::copy_from_slice(&e.body);
-                events.push((p, e));
-            }
+            // Bodies stay slices of the file buffers (no copy): a file's buffer is freed
+            // once its last event is taken, much as the file itself is removed.
+            Some(e) => events.push((p, e)),
             None => {
                 return Err(format!(
                     "the checkpoint lists an event at file {} offset {} that the log does not hold",
