@@ -129,7 +129,9 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracing::warn!("No configuration directory set! Use --conf <dir> to override.");
     }
     if args.classpath.is_some() || args.plugins_path.is_some() {
-        tracing::warn!("--classpath/--plugins-path are ignored: Flumen runs its built-in components only.");
+        tracing::warn!(
+            "--classpath/--plugins-path are ignored: Flumen runs its built-in components only."
+        );
     }
     let (plan, name) = load(&args, &system)?;
     if args.check {
