@@ -592,6 +592,7 @@ fn replay(
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut max_tx = 0;
     let mut bytes_read = 0u64;
+    let mut file_sizes: HashMap<u32, u64> = HashMap::new();
     let last_id = files.keys().next_back().copied();
     for (&id, path) in files {
         let data = match fs::read(path) {
@@ -599,6 +600,7 @@ fn replay(
             Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
         };
         bytes_read += data.len() as u64;
+        file_sizes.insert(id, data.len() as u64);
         let is_last = Some(id) == last_id;
         if data.len() < FILE_MAGIC.len() || &data[..FILE_MAGIC.len()] != FILE_MAGIC {
             tracing::warn!(channel = name, file = %path.display(), "Log file without a valid header; ignoring it.");
@@ -663,12 +665,25 @@ fn replay(
             }
         }
     }
+    // Bodies stay slices of the file buffers (no copy) when most of a file is live: its
+    // buffer is freed once its last event is taken. Files mostly taken get their few live
+    // bodies copied out, so a large file is not kept in memory for them.
+    let mut live_bytes: HashMap<u32, u64> = HashMap::new();
+    for (p, e) in &live {
+        if let Some(e) = e {
+            *live_bytes.entry(p.file_id()).or_default() += e.body.len() as u64;
+        }
+    }
     let mut events = Vec::with_capacity(live.len());
     for (p, e) in live {
         match e {
-            // Bodies stay slices of the file buffers (no copy): a file's buffer is freed
-            // once its last event is taken, much as the file itself is removed.
-            Some(e) => events.push((p, e)),
+            Some(mut e) => {
+                let size = file_sizes.get(&p.file_id()).copied().unwrap_or(0);
+                if live_bytes.get(&p.file_id()).copied().unwrap_or(0) * 2 < size {
+                    e.body = Bytes::copy_from_slice(&e.body);
+                }
+                events.push((p, e));
+            }
             None => {
                 return Err(format!(
                     "the checkpoint lists an event at file {} offset {} that the log does not hold",
