@@ -96,8 +96,10 @@ def test_corrupt_checkpoints_fall_back_to_full_replay(flumen_bin, tmp_path):
     out.mkdir()
     want = spool_files(spool, files=3, lines_per_file=1000)
     # No sink: every event stays in the channel.
-    agent = Agent(flumen_bin, tmp_path, conf(tmp_path, spool, sink=False))
+    agent = Agent(flumen_bin, tmp_path, conf(tmp_path, spool, sink=False,
+                                             extra_channel="a1.channels.c1.encryption.activeKey = key-0\n"))
     try:
+        agent.wait_log("encryption.activeKey")  # Flume-only keys are named in a warning
         wait_until(lambda: len(list(spool.glob("*.COMPLETED"))) == 3, what="files ingested")
         time.sleep(0.5)  # a checkpoint or two
     finally:
