@@ -328,19 +328,21 @@ pub async fn start_with(
             Some(ch) => {
                 ch.reconfigure(conf.clone());
                 ch.set_draining(false);
-                tracing::info!(channel = %name, events = ch.len(), "Reusing Channel {name} and its events.");
+                tracing::info!(events = ch.len(), "Reusing Channel {name} and its events.");
                 ch.clone()
             }
             None => crate::file_channel::open(name, conf.clone()).await?,
         };
         registry.register(ch.clone());
-        tracing::info!(channel = %name, capacity = conf.capacity, "Starting Channel {name}");
+        tracing::info!(capacity = conf.capacity, "Starting Channel {name}");
         channels.insert(name.clone(), ch);
     }
     // Sinks.
     let mut built = HashMap::new();
     for (name, conf, ch) in &plan.sinks {
-        let sink = conf.clone().build(name, channels[ch].clone())?;
+        let (conf, name2, channel) = (conf.clone(), name.clone(), channels[ch].clone());
+        // Sinks check their directories: off the runtime threads.
+        let sink = crate::source::blocking(move || conf.build(&name2, channel)).await?;
         if let Some(c) = sink.counter() {
             c.start();
             registry.register(c);
@@ -353,13 +355,13 @@ pub async fn start_with(
     for (gname, pconf, members) in &plan.groups {
         let sinks = members.iter().filter_map(|m| built.remove(m)).collect();
         let p = SinkProcessor::new(gname, pconf.clone(), sinks);
-        tracing::info!(group = %gname, "Starting Sink group {gname}");
+        tracing::info!("Starting Sink group {gname}");
         sink_tasks.spawn(runner::run(p, drain.clone(), sinks_stop.clone()));
     }
     let mut rest: Vec<_> = built.into_iter().collect();
     rest.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, sink) in rest {
-        tracing::info!(sink = %name, "Starting Sink {name}");
+        tracing::info!("Starting Sink {name}");
         sink_tasks.spawn(runner::run(
             SinkProcessor::single(sink),
             drain.clone(),
@@ -372,10 +374,13 @@ pub async fn start_with(
     let mut pending = Vec::new();
     for s in &plan.sources {
         let source = s.config.clone().build(&s.name).await?;
+        let ctx = s.ctx.clone();
+        // The host interceptor resolves the host name: off the runtime threads.
+        let interceptors = crate::source::blocking(move || interceptor::build_all(&ctx)).await?;
         let processor = ChannelProcessor::new(
             s.channels.iter().map(|c| channels[c].clone()).collect(),
             s.selector.clone(),
-            interceptor::build_all(&s.ctx)?,
+            interceptors,
         );
         if let Some(c) = source.counter() {
             c.start();
@@ -384,7 +389,7 @@ pub async fn start_with(
         pending.push((s.name.clone(), source, Arc::new(processor)));
     }
     for (name, source, processor) in pending {
-        tracing::info!(source = %name, "Starting Source {name}");
+        tracing::info!("Starting Source {name}");
         source_tasks.spawn(source.run(processor, sources_stop.clone()));
     }
     Ok(RunningAgent {

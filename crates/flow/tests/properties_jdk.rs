@@ -31,3 +31,54 @@ fn parses_exactly_as_java() {
         .collect();
     assert_eq!(got, expected);
 }
+
+/// Escapes a key or value the way `Properties.store` writes it.
+fn java_escape(s: &str, is_key: bool) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        match c {
+            ' ' if is_key || i == 0 => out.push_str("\\ "),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\x0c' => out.push_str("\\f"),
+            '=' | ':' | '#' | '!' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                out.push_str(&format!("\\u{:04X}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+proptest::proptest! {
+    /// Whatever `Properties.store` would write is read back unchanged, with any of the
+    /// separators and line endings.
+    #[test]
+    fn store_then_load_round_trips(
+        pairs in proptest::collection::vec(("[a-z.]{1,8}[ =:#!\\\\\t\u{e9}a-z]{0,6}", "[ -~\t\n\r\u{e9}\u{4e2d}]{0,20}"), 1..8),
+        sep in proptest::sample::select(vec!["=", " = ", ":", " ", "\t: "]),
+        eol in proptest::sample::select(vec!["\n", "\r\n", "\r"]),
+    ) {
+        let mut text = String::from("# generated\n");
+        let mut want = BTreeMap::new();
+        for (k, v) in &pairs {
+            text.push_str(&java_escape(k, true));
+            text.push_str(sep);
+            text.push_str(&java_escape(v, false));
+            text.push_str(eol);
+            want.insert(k.clone(), v.clone());
+        }
+        let bytes: Vec<u8> = text.chars().map(|c| c as u32 as u8).collect();
+        let got: BTreeMap<String, String> = flumen_flow::config::properties::parse(&bytes, "gen")
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.key, p.value))
+            .collect();
+        proptest::prop_assert_eq!(got, want);
+    }
+}

@@ -125,8 +125,15 @@ impl SourceConfig {
             SourceConfig::NetcatUdp(c) => Box::new(c.build(name).await?),
             SourceConfig::Seq(c) => Box::new(c.build(name)),
             SourceConfig::Exec(c) => Box::new(c.build(name)),
-            SourceConfig::SpoolDir(c) => Box::new(c.build(name)?),
-            SourceConfig::Taildir(c) => Box::new(c.build(name)?),
+            // These check directories and read files: off the runtime threads.
+            SourceConfig::SpoolDir(c) => {
+                let name = name.to_string();
+                Box::new(blocking(move || c.build(&name)).await?)
+            }
+            SourceConfig::Taildir(c) => {
+                let name = name.to_string();
+                Box::new(blocking(move || c.build(&name)).await?)
+            }
             SourceConfig::Syslog(c) => Box::new(c.build(name).await?),
             SourceConfig::Http(c) => Box::new(c.build(name).await?),
         })
@@ -158,6 +165,19 @@ pub(crate) async fn resolve_bind(
             message: format!("bind address `{host}` resolves to nothing"),
             source: std::io::Error::from(std::io::ErrorKind::AddrNotAvailable),
         })
+}
+
+/// Runs a start-up step that does blocking I/O on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::FlowError::Start {
+            component: "agent".into(),
+            message: "a start-up task failed".into(),
+            source: std::io::Error::other(e),
+        })?
 }
 
 /// Sleeps `d` unless `shutdown` comes first; returns false on shutdown.
