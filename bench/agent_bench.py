@@ -143,6 +143,9 @@ a1.channels.c1.type = memory
 a1.channels.c1.capacity = 100000
 a1.channels.c1.transactionCapacity = 10000
 """
+if os.environ.get("CHANNEL_TYPE") == "file":  # bench/file_channel.sh: same scenarios, durable
+    CHANNEL = CHANNEL.replace("type = memory", "type = file") + (
+        f"a1.channels.c1.checkpointDir = {WORK}/fc/checkpoint\na1.channels.c1.dataDirs = {WORK}/fc/data\n")
 
 FILE_ROLL = """
 a1.sinks.k1.type = file_roll

@@ -86,7 +86,13 @@ pub fn plan(props: &Properties, name: &str) -> Plan {
     let mut channels = Vec::new();
     for c in cfg.channels.clone() {
         let r = match types::channel(&c.type_name) {
-            Resolved::Builtin(_) => MemoryChannelConfig::from_context(&c.ctx),
+            Resolved::Builtin(types::ChannelType::Memory) => {
+                MemoryChannelConfig::from_context(&c.ctx)
+            }
+            Resolved::Builtin(types::ChannelType::File) => {
+                crate::file_channel::FileChannelConfig::from_context(&c.ctx)
+                    .map(|f| f.into_channel_config())
+            }
             other => Err(c.ctx.error("type", types::describe(&other, &c.type_name))),
         };
         match r {
@@ -325,7 +331,7 @@ pub async fn start_with(
                 tracing::info!(events = ch.len(), "Reusing Channel {name} and its events.");
                 ch.clone()
             }
-            None => conf.clone().build(name),
+            None => crate::file_channel::open(name, conf.clone()).await?,
         };
         registry.register(ch.clone());
         tracing::info!(capacity = conf.capacity, "Starting Channel {name}");
@@ -441,6 +447,7 @@ impl RunningAgent {
         }
         self.sinks_stop.cancel();
         while self.sinks.join_next().await.is_some() {}
+        crate::file_channel::close_all(self.channels.values()).await;
         if let Some(m) = self.monitor_stop {
             m.cancel();
         }

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use crate::config::Context;
 use crate::error::{FlowError, Result};
 use crate::event::Event;
+use crate::file_channel::{FileChannelConfig, FileLog, Pointer};
 use crate::monitoring::{CounterGroup, Monitored, CHANNEL_COUNTERS};
 
 /// Settings of the `memory` channel.
@@ -40,6 +41,9 @@ pub struct MemoryChannelConfig {
     pub byte_capacity: u64,
     /// `byteCapacityBufferPercentage`: share of byteCapacity kept free. Flume's default: 20.
     pub byte_capacity_buffer_percentage: u64,
+    /// For a `file` channel: its log settings (the queue then lives in the write-ahead
+    /// log too, see [`crate::file_channel`]). None for a memory channel.
+    pub file: Option<FileChannelConfig>,
 }
 
 impl Default for MemoryChannelConfig {
@@ -50,6 +54,7 @@ impl Default for MemoryChannelConfig {
             keep_alive: Duration::from_secs(3),
             byte_capacity: 0,
             byte_capacity_buffer_percentage: 20,
+            file: None,
         }
     }
 }
@@ -106,6 +111,7 @@ impl MemoryChannelConfig {
             keep_alive: Duration::from_secs(keep_alive),
             byte_capacity,
             byte_capacity_buffer_percentage: pct,
+            file: None,
         })
     }
 
@@ -126,6 +132,8 @@ impl MemoryChannelConfig {
 #[derive(Debug)]
 struct State {
     queue: VecDeque<Event>,
+    /// File channel: the log pointer of each queued event (same order as `queue`).
+    ptrs: VecDeque<Pointer>,
     /// Events taken by open transactions: they still hold capacity.
     in_flight: usize,
     /// Bytes of queued and in-flight events.
@@ -141,6 +149,7 @@ pub struct MemoryChannel {
     not_empty: Notify,
     not_full: Notify,
     draining: AtomicBool,
+    log: Option<Arc<FileLog>>,
     /// Flume's ChannelCounter.
     pub counter: CounterGroup,
 }
@@ -157,12 +166,92 @@ impl MemoryChannel {
                 in_flight: 0,
                 bytes: 0,
                 config,
+                ptrs: VecDeque::new(),
             }),
             not_empty: Notify::new(),
             not_full: Notify::new(),
             draining: AtomicBool::new(false),
+            log: None,
             counter,
         }
+    }
+
+    /// A file channel: `log` with the events replay recovered, in order.
+    pub(crate) fn with_log(
+        name: &str,
+        config: MemoryChannelConfig,
+        log: Arc<FileLog>,
+        recovered: Vec<(Pointer, Event)>,
+    ) -> Self {
+        let mut ch = Self::new(name, config);
+        let st = ch.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for (p, e) in recovered {
+            st.bytes += e.byte_size() as u64;
+            st.queue.push_back(e);
+            st.ptrs.push_back(p);
+        }
+        ch.log = Some(log);
+        ch
+    }
+
+    /// Logs a file channel transaction, then applies it to the queue (blocking; the
+    /// puts' room is already reserved). Takes are logged first: a transaction holds one
+    /// kind in practice, as in Flume.
+    fn commit_logged(
+        &self,
+        log: &FileLog,
+        puts: Vec<Event>,
+        put_bytes: u64,
+        takes: &mut Vec<Event>,
+        take_ptrs: &mut Vec<Pointer>,
+        take_bytes: u64,
+    ) -> Result<()> {
+        let mut result = Ok(());
+        if !takes.is_empty() {
+            match log.commit_takes(take_ptrs) {
+                Ok(()) => {
+                    let mut st = self.lock();
+                    st.in_flight -= takes.len();
+                    st.bytes -= take_bytes;
+                    drop(st);
+                    self.counter
+                        .add("EventTakeSuccessCount", takes.len() as i64);
+                    takes.clear();
+                    self.not_full.notify_waiters();
+                }
+                Err(e) => {
+                    self.rollback_takes(takes, take_ptrs);
+                    result = Err(e);
+                }
+            }
+        }
+        if !puts.is_empty() {
+            let r = log.commit_puts(&puts);
+            let mut st = self.lock();
+            st.in_flight -= puts.len();
+            match r {
+                Ok(ptrs) => {
+                    let n = puts.len();
+                    st.queue.extend(puts);
+                    st.ptrs.extend(ptrs);
+                    drop(st);
+                    self.counter.add("EventPutSuccessCount", n as i64);
+                    self.not_empty.notify_waiters();
+                }
+                Err(e) => {
+                    st.bytes -= put_bytes;
+                    drop(st);
+                    self.not_full.notify_waiters();
+                    result = result.and(Err(e));
+                }
+            }
+        }
+        result
+    }
+
+    /// The write-ahead log of a file channel.
+    pub fn file_log(&self) -> Option<&Arc<FileLog>> {
+        self.log.as_ref()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -207,11 +296,12 @@ impl MemoryChannel {
             channel: self.clone(),
             puts: Vec::new(),
             takes: Vec::new(),
+            take_ptrs: Vec::new(),
             done: false,
         }
     }
 
-    fn rollback_takes(&self, takes: &mut Vec<Event>) {
+    fn rollback_takes(&self, takes: &mut Vec<Event>, ptrs: &mut Vec<Pointer>) {
         if takes.is_empty() {
             return;
         }
@@ -219,6 +309,9 @@ impl MemoryChannel {
         st.in_flight -= takes.len();
         for e in takes.drain(..).rev() {
             st.queue.push_front(e);
+        }
+        for p in ptrs.drain(..).rev() {
+            st.ptrs.push_front(p);
         }
         drop(st);
         self.not_empty.notify_waiters();
@@ -246,6 +339,9 @@ impl Monitored for MemoryChannel {
         out.push(("ChannelSize".into(), size.to_string()));
         out.push(("ChannelCapacity".into(), cap.to_string()));
         out.push(("ChannelFillPercentage".into(), java_double(fill)));
+        if let Some(log) = &self.log {
+            out.extend(crate::file_channel::attributes(log));
+        }
         out
     }
 }
@@ -269,6 +365,7 @@ pub struct Transaction {
     channel: Arc<MemoryChannel>,
     puts: Vec<Event>,
     takes: Vec<Event>,
+    take_ptrs: Vec<Pointer>,
     done: bool,
 }
 
@@ -323,6 +420,9 @@ impl Transaction {
                 let n = max.min(room).min(st.queue.len());
                 if n > 0 || max == 0 {
                     self.takes.extend(st.queue.drain(..n));
+                    if ch.log.is_some() {
+                        self.take_ptrs.extend(st.ptrs.drain(..n));
+                    }
                     st.in_flight += n;
                     drop(st);
                     ch.counter.add("EventTakeAttemptCount", n.max(1) as i64);
@@ -355,6 +455,7 @@ impl Transaction {
             let notified = ch.not_full.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
+            let mut logged = None;
             {
                 let mut st = ch.lock();
                 let used = st.queue.len() + st.in_flight - self.takes.len();
@@ -362,6 +463,15 @@ impl Transaction {
                 let fits_count = used + self.puts.len() <= st.config.capacity;
                 let fits_bytes = bytes_after <= st.config.usable_bytes();
                 if self.puts.is_empty() || (fits_count && fits_bytes) {
+                    let logs = !self.puts.is_empty() || !self.takes.is_empty();
+                    if let Some(log) = ch.log.clone().filter(|_| logs) {
+                        // Reserve room for the puts; the log write happens off the lock.
+                        st.in_flight += self.puts.len();
+                        st.bytes += put_bytes;
+                        logged = Some(log);
+                    }
+                }
+                if logged.is_none() && (self.puts.is_empty() || (fits_count && fits_bytes)) {
                     st.in_flight -= self.takes.len();
                     st.bytes = bytes_after;
                     let (np, nt) = (self.puts.len(), self.takes.len());
@@ -390,6 +500,9 @@ impl Transaction {
                     });
                 }
             }
+            if let Some(log) = logged {
+                return self.commit_durable(log, put_bytes, take_bytes).await;
+            }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 let st = ch.lock();
                 let bytes_full = st.bytes - take_bytes + put_bytes > st.config.usable_bytes();
@@ -411,6 +524,37 @@ impl Transaction {
         }
     }
 
+    /// File channel commit: writes the log (group commit for puts) on a blocking thread,
+    /// which then also updates the queue, so a cancelled commit leaves no reservation.
+    async fn commit_durable(
+        &mut self,
+        log: Arc<FileLog>,
+        put_bytes: u64,
+        take_bytes: u64,
+    ) -> Result<()> {
+        let ch = self.channel.clone();
+        let puts = std::mem::take(&mut self.puts);
+        let mut takes = std::mem::take(&mut self.takes);
+        let mut take_ptrs = std::mem::take(&mut self.take_ptrs);
+        self.done = true;
+        let name = ch.name.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            ch.commit_logged(
+                &log,
+                puts,
+                put_bytes,
+                &mut takes,
+                &mut take_ptrs,
+                take_bytes,
+            )
+        });
+        task.await.map_err(|e| FlowError::Io {
+            component: format!("channel {name}"),
+            message: "commit task failed".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
     /// Discards puts and returns takes to the head of the queue.
     pub fn rollback(mut self) {
         self.do_rollback();
@@ -423,7 +567,8 @@ impl Transaction {
         self.done = true;
         self.puts.clear();
         let mut takes = std::mem::take(&mut self.takes);
-        self.channel.rollback_takes(&mut takes);
+        let mut ptrs = std::mem::take(&mut self.take_ptrs);
+        self.channel.rollback_takes(&mut takes, &mut ptrs);
     }
 }
 
@@ -500,6 +645,7 @@ mod tests {
             keep_alive: Duration::from_millis(20),
             byte_capacity: 100,
             byte_capacity_buffer_percentage: 20,
+            file: None,
         }
         .build("c2");
         let mut tx = ch.transaction();

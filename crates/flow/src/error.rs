@@ -80,6 +80,19 @@ pub enum FlowError {
         /// transactionCapacity.
         capacity: usize,
     },
+    /// A file channel refuses puts: a directory has less free space than
+    /// `minimumRequiredSpace`.
+    #[error("channel {channel}: only {available} bytes usable in {dir}, below minimumRequiredSpace ({required} bytes); puts are refused until space is freed")]
+    DiskSpace {
+        /// The channel's name.
+        channel: String,
+        /// The directory short of space.
+        dir: String,
+        /// Bytes available there.
+        available: u64,
+        /// minimumRequiredSpace.
+        required: u64,
+    },
     /// A sink failed to deliver a batch (Flume's `EventDeliveryException`).
     #[error("sink {sink}: {message}")]
     Delivery {
@@ -120,7 +133,9 @@ impl FlowError {
     pub fn is_channel_full(&self) -> bool {
         matches!(
             self,
-            FlowError::ChannelFull { .. } | FlowError::ChannelBytesFull { .. }
+            FlowError::ChannelFull { .. }
+                | FlowError::ChannelBytesFull { .. }
+                | FlowError::DiskSpace { .. }
         )
     }
 }

@@ -7,6 +7,7 @@
 //! [`sink::Sink`] driven by a [`sink::processor::SinkProcessor`] in a sink runner.
 //! [`config`] reads Flume's properties files; [`agent`] turns a validated configuration
 //! into running tasks; [`monitoring`] keeps Flume's counters and serves them over HTTP.
+//! [`file_channel`] backs the same channel with a write-ahead log (`type = file`).
 
 pub mod agent;
 pub mod channel;
@@ -14,6 +15,7 @@ pub mod channel_processor;
 pub mod config;
 pub mod error;
 pub mod event;
+pub mod file_channel;
 pub mod interceptor;
 pub mod monitoring;
 pub mod selector;

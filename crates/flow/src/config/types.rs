@@ -121,6 +121,8 @@ pub fn source(value: &str) -> Resolved<SourceType> {
 pub enum ChannelType {
     /// `memory`
     Memory,
+    /// `file`
+    File,
 }
 
 const CHANNELS: &[Row<ChannelType>] = &[
@@ -129,7 +131,11 @@ const CHANNELS: &[Row<ChannelType>] = &[
         "org.apache.flume.channel.MemoryChannel",
         Some(ChannelType::Memory),
     ),
-    ("file", "org.apache.flume.channel.file.FileChannel", None),
+    (
+        "file",
+        "org.apache.flume.channel.file.FileChannel",
+        Some(ChannelType::File),
+    ),
     ("jdbc", "org.apache.flume.channel.jdbc.JdbcChannel", None),
     (
         "SPILLABLEMEMORY",

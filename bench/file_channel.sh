@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# File channel benchmark (issue 9).
+#  1. In-process (crates/flow/benches/file_channel.rs): producers commit batches of 100 or
+#     1000 events of 100 bytes while a taker drains, memory channel vs file channel, with
+#     fsyncs counted; the disk's fsync cost; replay time with REPLAY_MB in the channel.
+#  2. Through the agent (bench/agent.sh seq scenario): seq → memory → null and
+#     seq → file → null in the same run (file channel with default settings apart from its
+#     directories, which go under $WORK/fc and are wiped before each run).
+#
+#   bench/file_channel.sh                 # both
+#   EVENTS=4000000 REPLAY_MB=1024 bench/file_channel.sh inprocess
+#   SEQ_EVENTS=5000000 bench/file_channel.sh agent
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=("$@")
+[ ${#what[@]} -eq 0 ] && what=(inprocess agent)
+: "${WORK:=${TMPDIR:-/tmp}/flumen-agent-bench}"
+export WORK
+for w in "${what[@]}"; do
+  case "$w" in
+    inprocess)
+      BENCH_DIR="${BENCH_DIR:-$WORK}" cargo bench -q -p flumen-flow --bench file_channel ;;
+    agent)
+      cargo build -q --release -p flumen
+      echo "== memory channel"
+      bench/agent.sh seq
+      echo "== file channel"
+      rm -rf "$WORK/fc"
+      CHANNEL_TYPE=file bench/agent.sh seq
+      rm -rf "$WORK/fc" ;;
+    *) echo "unknown: $w (inprocess | agent)" >&2; exit 2 ;;
+  esac
+done
