@@ -38,7 +38,8 @@ run(async (spec) => {
         emit({ op: o.op, ok: true, result });
       } catch (e) {
         const inner = (e.groups || e.errors || []).map((g) => g && (g.error ? g.error.type : g.type));
-        emit({ op: o.op, ok: false, error: String(e.message), type: e.type, name: e.name, inner });
+        const type = e.type || (e.cause && e.cause.type) || (e.originalError && e.originalError.type); // unwraps KafkaJSNumberOfRetriesExceeded
+        emit({ op: o.op, ok: false, error: String(e.message), type, name: e.name, inner });
       }
     }
   } finally {

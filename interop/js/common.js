@@ -8,11 +8,44 @@ const SnappyCodec = require('kafkajs-snappy');
 const lz4 = require('lz4js');
 const { ZstdCodec } = require('zstd-codec');
 
-// Kafka's lz4 is the LZ4 frame format, which lz4js reads and writes.
+// Kafka's lz4 is the LZ4 frame format with independent blocks. lz4js writes it; its frame
+// reader skips a block checksum before the block instead of after it (frames from cramjam,
+// i.e. aiokafka, carry block checksums), so frames are parsed here and only the blocks are
+// handed to lz4js.
+function lz4DecompressFrames(src) {
+  const out = [];
+  let i = 0;
+  while (i + 7 <= src.length) {
+    if (src.readUInt32LE(i) !== 0x184d2204) throw new Error(`lz4: bad frame magic at ${i}`);
+    const flg = src[i + 4];
+    const bd = src[i + 5];
+    const blockSum = (flg & 0x10) !== 0;
+    const contentSum = (flg & 0x04) !== 0;
+    const maxBlock = [0, 0, 0, 0, 1 << 16, 1 << 18, 1 << 20, 1 << 22][(bd >> 4) & 7];
+    if (!maxBlock) throw new Error(`lz4: bad block size byte ${bd}`);
+    i += 6 + ((flg & 0x08) ? 8 : 0) + ((flg & 0x01) ? 4 : 0) + 1; // descriptor, content size, dict id, HC
+    for (;;) {
+      const size = src.readUInt32LE(i);
+      i += 4;
+      if (size === 0) break;
+      const len = size & 0x7fffffff;
+      if (size & 0x80000000) {
+        out.push(src.subarray(i, i + len));
+      } else {
+        const dst = Buffer.alloc(maxBlock);
+        const n = lz4.decompressBlock(src, dst, i, len, 0);
+        out.push(dst.subarray(0, n));
+      }
+      i += len + (blockSum ? 4 : 0);
+    }
+    if (contentSum) i += 4;
+  }
+  return Buffer.concat(out);
+}
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec;
 CompressionCodecs[CompressionTypes.LZ4] = () => ({
   async compress(encoder) { return Buffer.from(lz4.compress(encoder.buffer)); },
-  async decompress(buffer) { return Buffer.from(lz4.decompress(buffer)); },
+  async decompress(buffer) { return lz4DecompressFrames(Buffer.from(buffer)); },
 });
 let zstdReady = null;
 function zstd() {
@@ -92,4 +125,4 @@ function run(main) {
   });
 }
 
-module.exports = { kafka, CODECS, b64, unb64, headersIn, headersOut, recordOut, emit, run };
+module.exports = { lz4DecompressFrames, kafka, CODECS, b64, unb64, headersIn, headersOut, recordOut, emit, run };
