@@ -1,6 +1,6 @@
 """`flumen serve` driven by KafkaJS (interop/js/*.js, pinned in interop/package.json): admin
 topic and group APIs, keys/headers/timestamps byte for byte through a group consumer, two
-groups on one topic, a leaving member handing its partitions over, and a waiting consumer
+groups on one topic, a leaving or killed member handing its partitions over, and a waiting consumer
 woken by a new record. Brokers run with a short initial rebalance delay so joins take a
 fraction of a second; every wait is bounded in time."""
 import time
@@ -157,15 +157,17 @@ def parts(assignment, topic):
     return set((assignment or {}).get(topic, []))
 
 
-def test_member_leaving_hands_its_partitions_over(gbroker):
+@pytest.mark.parametrize("how", ["leave", "kill"])
+def test_member_leaving_or_killed_hands_its_partitions_over(gbroker, how):
     b = gbroker.bootstrap
     topic = "handover"
     create(b, topic, partitions=4)
-    a = JsConsumer(b, "hand", [topic])
+    # a short session so that a killed member expires within seconds
+    a = JsConsumer(b, "hand", [topic], session_ms=1500)
     c = None
     try:
         a.wait(lambda m: parts(m.assignment(), topic) == {0, 1, 2, 3}, what="a alone owns all")
-        c = JsConsumer(b, "hand", [topic])
+        c = JsConsumer(b, "hand", [topic], session_ms=1500)
         # both rebalance: disjoint, non-empty, covering all four partitions
         a.wait(lambda m: len(parts(m.assignment(), topic)) == 2, what="a rebalanced")
         c.wait(lambda m: len(parts(m.assignment(), topic)) == 2, what="c joined")
@@ -175,8 +177,11 @@ def test_member_leaving_hands_its_partitions_over(gbroker):
         both = lambda _: len(a.records()) + len(c.records()) >= 40  # noqa: E731
         a.wait(both, what="first batch")
         assert {int(v) % 4 for v in a.values()} == pa and {int(v) % 4 for v in c.values()} == pc
-        assert a.close() == 0  # commits and sends LeaveGroup
-        c.wait(lambda m: parts(m.assignment(), topic) == {0, 1, 2, 3}, what="c took over all")
+        if how == "leave":
+            assert a.close() == 0  # commits and sends LeaveGroup
+        else:
+            a.kill()  # kill -9: the coordinator expires it after the session timeout
+        c.wait(lambda m: parts(m.assignment(), topic) == {0, 1, 2, 3}, timeout=30, what="c took over all")
         js_produce(b, topic, [js_record(None, b"%d" % i, partition=i % 4) for i in range(40, 80)])
         c.wait(lambda m: {int(v) for v in m.values()} >= set(range(40, 80)), what="second batch")
     finally:
