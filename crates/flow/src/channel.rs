@@ -1,0 +1,526 @@
+//! The memory channel and its transactions (Flume's `MemoryChannel`).
+//!
+//! A transaction collects puts and takes; nothing is visible to others until commit.
+//! Puts are added to the queue at commit, under one lock, after waiting (up to
+//! `keep-alive`) for room. Takes leave the queue at once but keep occupying capacity until
+//! the taker commits; a rollback returns them to the head of the queue, in order. Dropping
+//! an uncommitted transaction rolls it back. Every operation works on whole batches under
+//! one short lock; no lock is held across an `.await`.
+//!
+//! Capacity counts events (`capacity`) and, unlike Flume (bodies only, in 100-byte slots),
+//! real bytes: body plus header keys and values (`byteCapacity` minus
+//! `byteCapacityBufferPercentage`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::config::Context;
+use crate::error::{FlowError, Result};
+use crate::event::Event;
+use crate::monitoring::{CounterGroup, Monitored, CHANNEL_COUNTERS};
+
+/// Settings of the `memory` channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemoryChannelConfig {
+    /// `capacity`: the most events the channel holds. Flume's default: 100 (invalid or ≤ 0
+    /// falls back to it).
+    pub capacity: usize,
+    /// `transactionCapacity`: the most puts or takes in one transaction. Flume's default:
+    /// 100; must be ≤ capacity.
+    pub transaction_capacity: usize,
+    /// `keep-alive`: seconds a commit waits for room and a take waits for an event.
+    /// Flume's default: 3.
+    pub keep_alive: Duration,
+    /// `byteCapacity`: the most bytes of events held (0 = no limit). Flume's default is
+    /// 80 % of the JVM heap; Flumen has no heap, so the default is no byte limit.
+    pub byte_capacity: u64,
+    /// `byteCapacityBufferPercentage`: share of byteCapacity kept free. Flume's default: 20.
+    pub byte_capacity_buffer_percentage: u64,
+}
+
+impl Default for MemoryChannelConfig {
+    fn default() -> Self {
+        MemoryChannelConfig {
+            capacity: 100,
+            transaction_capacity: 100,
+            keep_alive: Duration::from_secs(3),
+            byte_capacity: 0,
+            byte_capacity_buffer_percentage: 20,
+        }
+    }
+}
+
+impl MemoryChannelConfig {
+    /// Reads and validates the properties.
+    pub fn from_context(ctx: &Context) -> Result<Self> {
+        let d = Self::default();
+        let capacity = match ctx.number::<i64>("capacity", d.capacity as i64)? {
+            c if c <= 0 => d.capacity,
+            c => c as usize,
+        };
+        let transaction_capacity =
+            match ctx.number::<i64>("transactionCapacity", d.transaction_capacity as i64)? {
+                c if c <= 0 => d.transaction_capacity,
+                c => c as usize,
+            };
+        if transaction_capacity > capacity {
+            return Err(ctx.error(
+                "transactionCapacity",
+                format!("Transaction Capacity of Memory Channel cannot be higher than the capacity ({transaction_capacity} > {capacity})"),
+            ));
+        }
+        let keep_alive = ctx.number::<u64>("keep-alive", 3)?;
+        let byte_capacity = ctx.number::<u64>("byteCapacity", 0)?;
+        let pct = ctx.number::<u64>("byteCapacityBufferPercentage", 20)?;
+        if pct > 100 {
+            return Err(ctx.error("byteCapacityBufferPercentage", "must be between 0 and 100"));
+        }
+        Ok(MemoryChannelConfig {
+            capacity,
+            transaction_capacity,
+            keep_alive: Duration::from_secs(keep_alive),
+            byte_capacity,
+            byte_capacity_buffer_percentage: pct,
+        })
+    }
+
+    /// Creates the channel.
+    pub fn build(self, name: &str) -> Arc<MemoryChannel> {
+        Arc::new(MemoryChannel::new(name, self))
+    }
+
+    fn usable_bytes(&self) -> u64 {
+        if self.byte_capacity == 0 {
+            u64::MAX
+        } else {
+            self.byte_capacity * (100 - self.byte_capacity_buffer_percentage) / 100
+        }
+    }
+}
+
+#[derive(Debug)]
+struct State {
+    queue: VecDeque<Event>,
+    /// Events taken by open transactions: they still hold capacity.
+    in_flight: usize,
+    /// Bytes of queued and in-flight events.
+    bytes: u64,
+    config: MemoryChannelConfig,
+}
+
+/// A bounded in-memory channel.
+#[derive(Debug)]
+pub struct MemoryChannel {
+    name: String,
+    state: Mutex<State>,
+    not_empty: Notify,
+    not_full: Notify,
+    draining: AtomicBool,
+    /// Flume's ChannelCounter.
+    pub counter: CounterGroup,
+}
+
+impl MemoryChannel {
+    /// A new empty channel.
+    pub fn new(name: &str, config: MemoryChannelConfig) -> Self {
+        let counter = CounterGroup::new("CHANNEL", name, CHANNEL_COUNTERS);
+        counter.start();
+        MemoryChannel {
+            name: name.to_string(),
+            state: Mutex::new(State {
+                queue: VecDeque::with_capacity(config.capacity.min(1 << 16)),
+                in_flight: 0,
+                bytes: 0,
+                config,
+            }),
+            not_empty: Notify::new(),
+            not_full: Notify::new(),
+            draining: AtomicBool::new(false),
+            counter,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The channel's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its current settings.
+    pub fn config(&self) -> MemoryChannelConfig {
+        self.lock().config.clone()
+    }
+
+    /// Applies new settings (a reload keeps the channel and its events).
+    pub fn reconfigure(&self, config: MemoryChannelConfig) {
+        self.lock().config = config;
+        self.not_full.notify_waiters();
+    }
+
+    /// Committed events waiting to be taken.
+    pub fn len(&self) -> usize {
+        self.lock().queue.len()
+    }
+
+    /// True when no committed event waits.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// After this, takes on an empty channel return at once (shutdown drain).
+    pub fn set_draining(&self, draining: bool) {
+        self.draining.store(draining, Ordering::SeqCst);
+        self.not_empty.notify_waiters();
+    }
+
+    /// Opens a transaction.
+    pub fn transaction(self: &Arc<Self>) -> Transaction {
+        Transaction {
+            channel: self.clone(),
+            puts: Vec::new(),
+            takes: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn rollback_takes(&self, takes: &mut Vec<Event>) {
+        if takes.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        st.in_flight -= takes.len();
+        for e in takes.drain(..).rev() {
+            st.queue.push_front(e);
+        }
+        drop(st);
+        self.not_empty.notify_waiters();
+    }
+}
+
+impl Monitored for MemoryChannel {
+    fn kind(&self) -> &'static str {
+        "CHANNEL"
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn attributes(&self) -> Vec<(String, String)> {
+        let (size, cap) = {
+            let st = self.lock();
+            (st.queue.len() + st.in_flight, st.config.capacity)
+        };
+        let mut out = self.counter.attributes();
+        let fill = if cap == 0 {
+            f64::MAX
+        } else {
+            size as f64 * 100.0 / cap as f64
+        };
+        out.push(("ChannelSize".into(), size.to_string()));
+        out.push(("ChannelCapacity".into(), cap.to_string()));
+        out.push(("ChannelFillPercentage".into(), java_double(fill)));
+        out
+    }
+}
+
+/// Java's `Double.toString` for the values a fill percentage takes.
+fn java_double(v: f64) -> String {
+    if v == f64::MAX {
+        return "1.7976931348623157E308".into();
+    }
+    let s = format!("{v}");
+    if s.contains('.') {
+        s
+    } else {
+        format!("{s}.0")
+    }
+}
+
+/// A channel transaction: puts and takes, then commit or rollback (dropping = rollback).
+#[derive(Debug)]
+pub struct Transaction {
+    channel: Arc<MemoryChannel>,
+    puts: Vec<Event>,
+    takes: Vec<Event>,
+    done: bool,
+}
+
+impl Transaction {
+    /// Adds events to put at commit.
+    pub fn put_all(&mut self, events: impl IntoIterator<Item = Event>) -> Result<()> {
+        let before = self.puts.len();
+        self.puts.extend(events);
+        let n = (self.puts.len() - before) as i64;
+        let ch = &self.channel;
+        ch.counter.add("EventPutAttemptCount", n);
+        let cap = ch.lock().config.transaction_capacity;
+        if self.puts.len() > cap {
+            self.puts.truncate(before);
+            return Err(FlowError::TransactionFull {
+                what: "Put queue",
+                channel: ch.name.clone(),
+                capacity: cap,
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds one event to put at commit.
+    pub fn put(&mut self, event: Event) -> Result<()> {
+        self.put_all(std::iter::once(event))
+    }
+
+    /// Takes up to `max` events (bounded by transactionCapacity). Waits up to `keep-alive`
+    /// for the first one when the channel is empty; returns how many were taken (0 = empty).
+    pub async fn take_batch(&mut self, max: usize) -> Result<usize> {
+        let ch = self.channel.clone();
+        let keep_alive = ch.lock().config.keep_alive;
+        let deadline = tokio::time::Instant::now() + keep_alive;
+        loop {
+            let notified = ch.not_empty.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = ch.lock();
+                let room = st
+                    .config
+                    .transaction_capacity
+                    .saturating_sub(self.takes.len());
+                if room == 0 && max > 0 {
+                    return Err(FlowError::TransactionFull {
+                        what: "Take list",
+                        channel: ch.name.clone(),
+                        capacity: st.config.transaction_capacity,
+                    });
+                }
+                let n = max.min(room).min(st.queue.len());
+                if n > 0 || max == 0 {
+                    self.takes.extend(st.queue.drain(..n));
+                    st.in_flight += n;
+                    drop(st);
+                    ch.counter.add("EventTakeAttemptCount", n.max(1) as i64);
+                    return Ok(n);
+                }
+            }
+            if ch.draining.load(Ordering::SeqCst)
+                || tokio::time::timeout_at(deadline, notified).await.is_err()
+            {
+                ch.counter.add("EventTakeAttemptCount", 1);
+                return Ok(0);
+            }
+        }
+    }
+
+    /// The events taken so far.
+    pub fn taken(&self) -> &[Event] {
+        &self.takes
+    }
+
+    /// Makes puts visible and releases takes. Waits up to `keep-alive` for room; on
+    /// timeout the transaction is rolled back and `ChannelFull` returned.
+    pub async fn commit(mut self) -> Result<()> {
+        let ch = self.channel.clone();
+        let put_bytes: u64 = self.puts.iter().map(|e| e.byte_size() as u64).sum();
+        let take_bytes: u64 = self.takes.iter().map(|e| e.byte_size() as u64).sum();
+        let keep_alive = ch.lock().config.keep_alive;
+        let deadline = tokio::time::Instant::now() + keep_alive;
+        loop {
+            let notified = ch.not_full.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut st = ch.lock();
+                let used = st.queue.len() + st.in_flight - self.takes.len();
+                let bytes_after = st.bytes - take_bytes + put_bytes;
+                let fits_count = used + self.puts.len() <= st.config.capacity;
+                let fits_bytes = bytes_after <= st.config.usable_bytes();
+                if self.puts.is_empty() || (fits_count && fits_bytes) {
+                    st.in_flight -= self.takes.len();
+                    st.bytes = bytes_after;
+                    let (np, nt) = (self.puts.len(), self.takes.len());
+                    st.queue.extend(self.puts.drain(..));
+                    drop(st);
+                    self.takes.clear();
+                    self.done = true;
+                    if np > 0 {
+                        ch.counter.add("EventPutSuccessCount", np as i64);
+                        ch.not_empty.notify_waiters();
+                    }
+                    if nt > 0 {
+                        ch.counter.add("EventTakeSuccessCount", nt as i64);
+                        ch.not_full.notify_waiters();
+                    }
+                    return Ok(());
+                }
+                if !fits_bytes && fits_count && put_bytes > st.config.usable_bytes() {
+                    // Can never fit: fail at once.
+                    let cap = st.config.usable_bytes();
+                    drop(st);
+                    return Err(FlowError::ChannelBytesFull {
+                        channel: ch.name.clone(),
+                        byte_capacity: cap,
+                        bytes: put_bytes,
+                    });
+                }
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let st = ch.lock();
+                let bytes_full = st.bytes - take_bytes + put_bytes > st.config.usable_bytes();
+                let cap = st.config.usable_bytes();
+                drop(st);
+                return Err(if bytes_full {
+                    FlowError::ChannelBytesFull {
+                        channel: ch.name.clone(),
+                        byte_capacity: cap,
+                        bytes: put_bytes,
+                    }
+                } else {
+                    FlowError::ChannelFull {
+                        channel: ch.name.clone(),
+                    }
+                });
+                // Drop rolls back.
+            }
+        }
+    }
+
+    /// Discards puts and returns takes to the head of the queue.
+    pub fn rollback(mut self) {
+        self.do_rollback();
+    }
+
+    fn do_rollback(&mut self) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        self.puts.clear();
+        let mut takes = std::mem::take(&mut self.takes);
+        self.channel.rollback_takes(&mut takes);
+    }
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        self.do_rollback();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn channel(capacity: usize, tx: usize) -> Arc<MemoryChannel> {
+        MemoryChannelConfig {
+            capacity,
+            transaction_capacity: tx,
+            keep_alive: Duration::from_millis(50),
+            ..Default::default()
+        }
+        .build("c1")
+    }
+
+    #[tokio::test]
+    async fn put_take_commit_rollback_keeps_order() {
+        let ch = channel(10, 5);
+        let mut tx = ch.transaction();
+        tx.put_all((0..5).map(|i| Event::new(format!("{i}"))))
+            .unwrap();
+        assert_eq!(ch.len(), 0, "puts are invisible before commit");
+        tx.commit().await.unwrap();
+        assert_eq!(ch.len(), 5);
+        let mut tx = ch.transaction();
+        assert_eq!(tx.take_batch(2).await.unwrap(), 2);
+        tx.rollback();
+        let mut tx = ch.transaction();
+        assert_eq!(tx.take_batch(10).await.unwrap(), 5);
+        let bodies: Vec<_> = tx.taken().iter().map(|e| e.body.clone()).collect();
+        assert_eq!(bodies, vec!["0", "1", "2", "3", "4"]);
+        drop(tx); // rollback
+        assert_eq!(ch.len(), 5);
+    }
+
+    #[tokio::test]
+    async fn full_channel_refuses_after_keep_alive() {
+        let ch = channel(3, 3);
+        let mut tx = ch.transaction();
+        tx.put_all((0..3).map(|_| Event::new("x"))).unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = ch.transaction();
+        tx.put(Event::new("y")).unwrap();
+        let err = tx.commit().await.unwrap_err();
+        assert!(err.is_channel_full(), "{err}");
+        // Takes not yet committed still hold capacity.
+        let mut take = ch.transaction();
+        take.take_batch(1).await.unwrap();
+        let mut tx = ch.transaction();
+        tx.put(Event::new("y")).unwrap();
+        assert!(tx.commit().await.is_err());
+        take.commit().await.unwrap();
+        let mut tx = ch.transaction();
+        tx.put(Event::new("y")).unwrap();
+        tx.commit().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn transaction_capacity_and_bytes() {
+        let ch = channel(10, 2);
+        let mut tx = ch.transaction();
+        assert!(tx.put_all((0..3).map(|_| Event::new("x"))).is_err());
+        let ch = MemoryChannelConfig {
+            capacity: 100,
+            transaction_capacity: 100,
+            keep_alive: Duration::from_millis(20),
+            byte_capacity: 100,
+            byte_capacity_buffer_percentage: 20,
+        }
+        .build("c2");
+        let mut tx = ch.transaction();
+        tx.put(Event::new(vec![0u8; 60])).unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = ch.transaction();
+        tx.put(Event::new(vec![0u8; 30])).unwrap();
+        let err = tx.commit().await.unwrap_err();
+        assert!(matches!(err, FlowError::ChannelBytesFull { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn take_waits_for_a_put() {
+        let ch = channel(10, 10);
+        let ch2 = ch.clone();
+        let taker = tokio::spawn(async move {
+            let mut tx = ch2.transaction();
+            let n = tx.take_batch(10).await.unwrap();
+            tx.commit().await.unwrap();
+            n
+        });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut tx = ch.transaction();
+        tx.put(Event::new("x")).unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(taker.await.unwrap(), 1);
+    }
+
+    #[test]
+    fn config_checks() {
+        let ctx = Context::from_pairs(
+            "channel c1",
+            &[("capacity", "10"), ("transactionCapacity", "20")],
+        );
+        assert!(MemoryChannelConfig::from_context(&ctx)
+            .unwrap_err()
+            .to_string()
+            .contains("transactionCapacity"));
+        let ctx = Context::from_pairs("channel c1", &[("capacity", "-1")]);
+        assert_eq!(
+            MemoryChannelConfig::from_context(&ctx).unwrap().capacity,
+            100
+        );
+    }
+}

@@ -1,0 +1,93 @@
+"""Helpers for the agent interop tests: start `flumen agent` on a config, talk to it, stop it."""
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import time
+
+
+def free_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class Agent:
+    """A running `flumen agent` whose stderr (the log) goes to a file."""
+
+    def __init__(self, flumen_bin, tmp_path: pathlib.Path, conf_text: str, name="a1", extra=(), argv0=None):
+        self.conf = tmp_path / f"agent-{time.monotonic_ns()}.conf"
+        self.conf.write_text(conf_text)
+        self.log_path = tmp_path / f"{self.conf.stem}.log"
+        self.log = open(self.log_path, "wb")
+        cmd = [argv0 or flumen_bin, "agent", "--conf", str(tmp_path), "--conf-file", str(self.conf),
+               "--name", name, "-Dflume.root.logger=INFO,console", *extra]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, needle: str, timeout=10.0) -> str:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            t = self.text()
+            if needle in t:
+                return t
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"{needle!r} not in agent log:\n{self.text()}")
+
+    def wait_port(self, port: int, timeout=10.0):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"agent exited with {self.proc.returncode}:\n{self.text()}")
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError(f"port {port} not open:\n{self.text()}")
+
+    def stop(self, timeout=15.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def wait_until(predicate, timeout=10.0, what="condition"):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read_dir(d: pathlib.Path) -> str:
+    return "".join(p.read_text() for p in sorted(d.iterdir()) if p.is_file())
+
+
+def netcat_lines(port: int, lines, timeout=10.0) -> bytes:
+    """Sends lines, returns the replies once one reply line per sent line arrived."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(b"".join(lines))
+        got = b""
+        deadline = time.time() + timeout
+        while got.count(b"\n") < len(lines) and time.time() < deadline:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
