@@ -38,7 +38,9 @@ pub struct Topic {
 impl Topic {
     /// The partition with this index.
     pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
-        usize::try_from(index).ok().and_then(|i| self.partitions.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
     }
 }
 
@@ -54,14 +56,20 @@ pub struct Refused {
 impl Refused {
     /// A refusal.
     pub fn new(error: ResponseError, message: impl Into<String>) -> Refused {
-        Refused { error, message: message.into() }
+        Refused {
+            error,
+            message: message.into(),
+        }
     }
 }
 
 impl From<BrokerError> for Refused {
     fn from(e: BrokerError) -> Refused {
         tracing::error!(error = %e, "Admin operation failed.");
-        Refused { error: e.kafka_error(), message: e.to_string() }
+        Refused {
+            error: e.kafka_error(),
+            message: e.to_string(),
+        }
     }
 }
 
@@ -83,7 +91,9 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("advertised", &self.advertised).finish_non_exhaustive()
+        f.debug_struct("Broker")
+            .field("advertised", &self.advertised)
+            .finish_non_exhaustive()
     }
 }
 
@@ -96,9 +106,15 @@ pub fn validate_topic_name(name: &str) -> std::result::Result<(), String> {
         return Err(format!("topic name {name:?} is not allowed"));
     }
     if name.len() > 249 {
-        return Err(format!("topic name is {} characters long, the limit is 249", name.len()));
+        return Err(format!(
+            "topic name is {} characters long, the limit is 249",
+            name.len()
+        ));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
         return Err(format!("topic name {name:?} contains {c:?}: only ASCII letters, digits, '.', '_' and '-' are allowed"));
     }
     Ok(())
@@ -115,8 +131,10 @@ impl Broker {
     /// Opens the metadata and every partition log (blocking).
     pub fn open(config: BrokerConfig, advertised: Listener) -> Result<Broker> {
         let meta = MetaStore::open(&config.log_dir)?;
-        let logs = LogManager::open(&config.log_dir)
-            .map_err(|source| BrokerError::Log { partition: config.log_dir.display().to_string(), source })?;
+        let logs = LogManager::open(&config.log_dir).map_err(|source| BrokerError::Log {
+            partition: config.log_dir.display().to_string(),
+            source,
+        })?;
         let state = meta.snapshot();
         let mut topics = HashMap::new();
         for (name, rec) in &state.topics {
@@ -124,13 +142,31 @@ impl Broker {
             let log_config = topic_config::log_config(&rec.configs, &config);
             let mut partitions = Vec::with_capacity(rec.partitions.max(0) as usize);
             for p in 0..rec.partitions {
-                let tp = TopicPartition { topic: name.clone(), partition: p };
-                partitions.push(Arc::new(Partition::open(&logs, &config.log_dir, tp, log_config.clone())?));
+                let tp = TopicPartition {
+                    topic: name.clone(),
+                    partition: p,
+                };
+                partitions.push(Arc::new(Partition::open(
+                    &logs,
+                    &config.log_dir,
+                    tp,
+                    log_config.clone(),
+                )?));
             }
-            topics.insert(name.clone(), Arc::new(Topic { name: name.clone(), id, partitions, configs: rec.configs.clone() }));
+            topics.insert(
+                name.clone(),
+                Arc::new(Topic {
+                    name: name.clone(),
+                    id,
+                    partitions,
+                    configs: rec.configs.clone(),
+                }),
+            );
         }
         for tp in logs.partitions() {
-            let known = topics.get(&tp.topic).is_some_and(|t| tp.partition < t.partitions.len() as i32);
+            let known = topics
+                .get(&tp.topic)
+                .is_some_and(|t| tp.partition < t.partitions.len() as i32);
             if !known {
                 tracing::warn!(partition = %tp, "Log directory without a topic in the metadata; left alone.");
             }
@@ -151,24 +187,42 @@ impl Broker {
 
     /// The topic with this name.
     pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner()).get(name).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .cloned()
     }
 
     /// The topic with this id.
     pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.topics.read().unwrap_or_else(|e| e.into_inner()).values().find(|t| t.id == id).cloned()
+        self.topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .find(|t| t.id == id)
+            .cloned()
     }
 
     /// All topics, sorted by name.
     pub fn topics(&self) -> Vec<Arc<Topic>> {
-        let mut v: Vec<_> = self.topics.read().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
+        let mut v: Vec<_> = self
+            .topics
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
     }
 
     /// Every open partition.
     pub fn partitions(&self) -> Vec<Arc<Partition>> {
-        self.topics().iter().flat_map(|t| t.partitions.iter().cloned()).collect()
+        self.topics()
+            .iter()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
     }
 
     /// Signals fetchers waiting for data that something was appended.
@@ -187,7 +241,10 @@ impl Broker {
 
     fn install(&self, topic: Topic) -> Arc<Topic> {
         let topic = Arc::new(topic);
-        self.topics.write().unwrap_or_else(|e| e.into_inner()).insert(topic.name.clone(), topic.clone());
+        self.topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(topic.name.clone(), topic.clone());
         topic
     }
 
@@ -200,38 +257,71 @@ impl Broker {
         configs: BTreeMap<String, String>,
         validate_only: bool,
     ) -> std::result::Result<Arc<Topic>, Refused> {
-        validate_topic_name(name).map_err(|m| Refused::new(ResponseError::InvalidTopicException, m))?;
+        validate_topic_name(name)
+            .map_err(|m| Refused::new(ResponseError::InvalidTopicException, m))?;
         if partitions < 1 {
-            return Err(Refused::new(ResponseError::InvalidPartitions, format!("{partitions} partitions: must be at least 1")));
+            return Err(Refused::new(
+                ResponseError::InvalidPartitions,
+                format!("{partitions} partitions: must be at least 1"),
+            ));
         }
         if partitions > 100_000 {
-            return Err(Refused::new(ResponseError::InvalidPartitions, format!("{partitions} partitions is too many")));
+            return Err(Refused::new(
+                ResponseError::InvalidPartitions,
+                format!("{partitions} partitions is too many"),
+            ));
         }
         for (k, v) in &configs {
-            topic_config::validate(k, v).map_err(|m| Refused::new(ResponseError::InvalidConfig, m))?;
+            topic_config::validate(k, v)
+                .map_err(|m| Refused::new(ResponseError::InvalidConfig, m))?;
         }
         let _guard = self.admin_lock();
         if self.topic(name).is_some() {
-            return Err(Refused::new(ResponseError::TopicAlreadyExists, format!("topic {name:?} already exists")));
+            return Err(Refused::new(
+                ResponseError::TopicAlreadyExists,
+                format!("topic {name:?} already exists"),
+            ));
         }
         let id = Uuid::new_v4();
         if validate_only {
-            return Ok(Arc::new(Topic { name: name.to_string(), id, partitions: Vec::new(), configs }));
+            return Ok(Arc::new(Topic {
+                name: name.to_string(),
+                id,
+                partitions: Vec::new(),
+                configs,
+            }));
         }
         self.meta.update(|s| {
             s.topics.insert(
                 name.to_string(),
-                TopicRecord { id: id.to_string(), partitions, configs: configs.clone() },
+                TopicRecord {
+                    id: id.to_string(),
+                    partitions,
+                    configs: configs.clone(),
+                },
             );
         })?;
         let log_config = topic_config::log_config(&configs, &self.config);
         let mut opened = Vec::with_capacity(partitions as usize);
         for p in 0..partitions {
-            let tp = TopicPartition { topic: name.to_string(), partition: p };
-            opened.push(Arc::new(Partition::open(&self.logs, &self.config.log_dir, tp, log_config.clone())?));
+            let tp = TopicPartition {
+                topic: name.to_string(),
+                partition: p,
+            };
+            opened.push(Arc::new(Partition::open(
+                &self.logs,
+                &self.config.log_dir,
+                tp,
+                log_config.clone(),
+            )?));
         }
         tracing::info!(topic = name, partitions, "Topic created.");
-        Ok(self.install(Topic { name: name.to_string(), id, partitions: opened, configs }))
+        Ok(self.install(Topic {
+            name: name.to_string(),
+            id,
+            partitions: opened,
+            configs,
+        }))
     }
 
     /// Creates a topic with the broker defaults if auto-creation is on (blocking).
@@ -252,16 +342,25 @@ impl Broker {
     /// Deletes a topic and its logs (blocking).
     pub fn delete_topic(&self, name: &str) -> std::result::Result<Arc<Topic>, Refused> {
         if !self.config.delete_topic_enable {
-            return Err(Refused::new(ResponseError::TopicDeletionDisabled, "delete.topic.enable is false"));
+            return Err(Refused::new(
+                ResponseError::TopicDeletionDisabled,
+                "delete.topic.enable is false",
+            ));
         }
         let _guard = self.admin_lock();
         let Some(topic) = self.topic(name) else {
-            return Err(Refused::new(ResponseError::UnknownTopicOrPartition, format!("unknown topic {name:?}")));
+            return Err(Refused::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("unknown topic {name:?}"),
+            ));
         };
         self.meta.update(|s| {
             s.topics.remove(name);
         })?;
-        self.topics.write().unwrap_or_else(|e| e.into_inner()).remove(name);
+        self.topics
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         for p in &topic.partitions {
             p.retire();
             if let Err(error) = self.logs.delete_log(p.tp()) {
@@ -273,20 +372,33 @@ impl Broker {
     }
 
     /// Raises a topic's partition count (blocking).
-    pub fn create_partitions(&self, name: &str, count: i32, validate_only: bool) -> std::result::Result<(), Refused> {
+    pub fn create_partitions(
+        &self,
+        name: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> std::result::Result<(), Refused> {
         let _guard = self.admin_lock();
         let Some(topic) = self.topic(name) else {
-            return Err(Refused::new(ResponseError::UnknownTopicOrPartition, format!("unknown topic {name:?}")));
+            return Err(Refused::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("unknown topic {name:?}"),
+            ));
         };
         let current = topic.partitions.len() as i32;
         if count <= current {
             return Err(Refused::new(
                 ResponseError::InvalidPartitions,
-                format!("topic {name:?} has {current} partitions; the new count {count} must be larger"),
+                format!(
+                    "topic {name:?} has {current} partitions; the new count {count} must be larger"
+                ),
             ));
         }
         if count > 100_000 {
-            return Err(Refused::new(ResponseError::InvalidPartitions, format!("{count} partitions is too many")));
+            return Err(Refused::new(
+                ResponseError::InvalidPartitions,
+                format!("{count} partitions is too many"),
+            ));
         }
         if validate_only {
             return Ok(());
@@ -299,18 +411,38 @@ impl Broker {
         let log_config = topic_config::log_config(&topic.configs, &self.config);
         let mut partitions = topic.partitions.clone();
         for p in current..count {
-            let tp = TopicPartition { topic: name.to_string(), partition: p };
-            partitions.push(Arc::new(Partition::open(&self.logs, &self.config.log_dir, tp, log_config.clone())?));
+            let tp = TopicPartition {
+                topic: name.to_string(),
+                partition: p,
+            };
+            partitions.push(Arc::new(Partition::open(
+                &self.logs,
+                &self.config.log_dir,
+                tp,
+                log_config.clone(),
+            )?));
         }
-        self.install(Topic { name: topic.name.clone(), id: topic.id, partitions, configs: topic.configs.clone() });
+        self.install(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions,
+            configs: topic.configs.clone(),
+        });
         Ok(())
     }
 
     /// Replaces a topic's config overrides (blocking). The caller validated the values.
-    pub fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> std::result::Result<(), Refused> {
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        configs: BTreeMap<String, String>,
+    ) -> std::result::Result<(), Refused> {
         let _guard = self.admin_lock();
         let Some(topic) = self.topic(name) else {
-            return Err(Refused::new(ResponseError::UnknownTopicOrPartition, format!("unknown topic {name:?}")));
+            return Err(Refused::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("unknown topic {name:?}"),
+            ));
         };
         self.meta.update(|s| {
             if let Some(rec) = s.topics.get_mut(name) {
@@ -321,7 +453,12 @@ impl Broker {
         for p in &topic.partitions {
             p.set_config(log_config.clone());
         }
-        self.install(Topic { name: topic.name.clone(), id: topic.id, partitions: topic.partitions.clone(), configs });
+        self.install(Topic {
+            name: topic.name.clone(),
+            id: topic.id,
+            partitions: topic.partitions.clone(),
+            configs,
+        });
         Ok(())
     }
 

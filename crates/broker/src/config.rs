@@ -91,7 +91,10 @@ pub struct BrokerConfig {
 impl Default for BrokerConfig {
     fn default() -> Self {
         BrokerConfig {
-            listener: Listener { host: "localhost".into(), port: 9092 },
+            listener: Listener {
+                host: "localhost".into(),
+                port: 9092,
+            },
             advertised_listener: None,
             log_dir: PathBuf::from("./flumen-data"),
             node_id: 1,
@@ -144,8 +147,7 @@ const IGNORED_KEYS: &[&str] = &[
     "unclean.leader.election.enable",
     "log.index.interval.bytes",
     "log.index.size.max.bytes",
-]
-;
+];
 
 /// Every key the broker understands (besides [`IGNORED_KEYS`]).
 const KNOWN_KEYS: &[&str] = &[
@@ -182,8 +184,13 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut logical = String::new();
     for raw in text.lines() {
-        let line = if logical.is_empty() { raw.trim_start() } else { raw.trim() };
-        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        let line = if logical.is_empty() {
+            raw.trim_start()
+        } else {
+            raw.trim()
+        };
+        if logical.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         let trailing = line.len() - line.trim_end_matches('\\').len();
@@ -210,11 +217,18 @@ pub fn parse_properties(text: &str) -> Vec<(String, String)> {
 }
 
 fn invalid(key: &str, value: &str, reason: impl Into<String>) -> BrokerError {
-    BrokerError::InvalidConfig { key: key.into(), value: value.into(), reason: reason.into() }
+    BrokerError::InvalidConfig {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
 }
 
 fn parse_num<T: std::str::FromStr>(key: &str, value: &str) -> Result<T> {
-    value.trim().parse::<T>().map_err(|_| invalid(key, value, "not a valid number"))
+    value
+        .trim()
+        .parse::<T>()
+        .map_err(|_| invalid(key, value, "not a valid number"))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
@@ -232,20 +246,30 @@ pub fn parse_listener(key: &str, value: &str) -> Result<Listener> {
         Some((proto, rest)) => {
             let proto = proto.to_ascii_uppercase();
             if proto != "PLAINTEXT" && proto != "TCP" {
-                return Err(invalid(key, value, "only PLAINTEXT listeners are supported"));
+                return Err(invalid(
+                    key,
+                    value,
+                    "only PLAINTEXT listeners are supported",
+                ));
             }
             rest
         }
         None => first,
     };
     let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
-        let (h, p) = rest.split_once("]:").ok_or_else(|| invalid(key, value, "expected [ipv6]:port"))?;
+        let (h, p) = rest
+            .split_once("]:")
+            .ok_or_else(|| invalid(key, value, "expected [ipv6]:port"))?;
         (h.to_string(), p)
     } else {
-        let (h, p) = addr.rsplit_once(':').ok_or_else(|| invalid(key, value, "expected host:port"))?;
+        let (h, p) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(key, value, "expected host:port"))?;
         (h.to_string(), p)
     };
-    let port: u16 = port.parse().map_err(|_| invalid(key, value, "the port is not a number in 0..65535"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| invalid(key, value, "the port is not a number in 0..65535"))?;
     Ok(Listener { host, port })
 }
 
@@ -273,8 +297,11 @@ impl BrokerConfig {
     pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<(BrokerConfig, Vec<String>)> {
         let mut pairs = match file {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| BrokerError::ConfigFile { path: path.display().to_string(), source })?;
+                let text =
+                    std::fs::read_to_string(path).map_err(|source| BrokerError::ConfigFile {
+                        path: path.display().to_string(),
+                        source,
+                    })?;
                 parse_properties(&text)
             }
             None => Vec::new(),
@@ -290,7 +317,10 @@ impl BrokerConfig {
 
     /// Builds the configuration from key/value pairs (later pairs win).
     pub fn from_properties(pairs: &[(String, String)]) -> Result<(BrokerConfig, Vec<String>)> {
-        let map: BTreeMap<&str, &str> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let map: BTreeMap<&str, &str> = pairs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         let mut c = BrokerConfig::default();
         let mut unknown = Vec::new();
         for key in map.keys() {
@@ -305,7 +335,11 @@ impl BrokerConfig {
         if let Some(v) = get("advertised.listeners") {
             let l = parse_listener("advertised.listeners", v)?;
             if l.host.is_empty() || l.host == "0.0.0.0" || l.host == "::" {
-                return Err(invalid("advertised.listeners", v, "clients cannot connect to a wildcard address"));
+                return Err(invalid(
+                    "advertised.listeners",
+                    v,
+                    "clients cannot connect to a wildcard address",
+                ));
             }
             c.advertised_listener = Some(l);
         }
@@ -358,7 +392,11 @@ impl BrokerConfig {
         };
         if let Some(r) = retention {
             if r < -1 || r == 0 {
-                return Err(invalid("log.retention.ms", &r.to_string(), "must be -1 (forever) or positive"));
+                return Err(invalid(
+                    "log.retention.ms",
+                    &r.to_string(),
+                    "must be -1 (forever) or positive",
+                ));
             }
             c.log_retention_ms = r;
         }
@@ -371,7 +409,11 @@ impl BrokerConfig {
         if let Some(v) = get("log.segment.bytes") {
             c.log_segment_bytes = parse_num("log.segment.bytes", v)?;
             if c.log_segment_bytes < 14 || c.log_segment_bytes > i32::MAX as u64 {
-                return Err(invalid("log.segment.bytes", v, "must be between 14 and 2147483647"));
+                return Err(invalid(
+                    "log.segment.bytes",
+                    v,
+                    "must be between 14 and 2147483647",
+                ));
             }
         }
         let roll = if let Some(v) = get("log.roll.ms") {
@@ -390,7 +432,11 @@ impl BrokerConfig {
         if let Some(v) = get("log.retention.check.interval.ms") {
             c.log_retention_check_interval_ms = parse_num("log.retention.check.interval.ms", v)?;
             if c.log_retention_check_interval_ms < 1 {
-                return Err(invalid("log.retention.check.interval.ms", v, "must be positive"));
+                return Err(invalid(
+                    "log.retention.check.interval.ms",
+                    v,
+                    "must be positive",
+                ));
             }
         }
         if let Some(v) = get("log.flush.interval.messages") {
@@ -402,19 +448,31 @@ impl BrokerConfig {
         if let Some(v) = get("log.flush.scheduler.interval.ms") {
             c.log_flush_scheduler_interval_ms = parse_num("log.flush.scheduler.interval.ms", v)?;
             if c.log_flush_scheduler_interval_ms < 1 {
-                return Err(invalid("log.flush.scheduler.interval.ms", v, "must be positive"));
+                return Err(invalid(
+                    "log.flush.scheduler.interval.ms",
+                    v,
+                    "must be positive",
+                ));
             }
         }
         if let Some(v) = get("message.max.bytes") {
             c.message_max_bytes = parse_num("message.max.bytes", v)?;
             if c.message_max_bytes < 61 {
-                return Err(invalid("message.max.bytes", v, "must be at least 61 (one batch header)"));
+                return Err(invalid(
+                    "message.max.bytes",
+                    v,
+                    "must be at least 61 (one batch header)",
+                ));
             }
         }
         if let Some(v) = get("socket.request.max.bytes") {
             c.socket_request_max_bytes = parse_num("socket.request.max.bytes", v)?;
             if c.socket_request_max_bytes < 64 {
-                return Err(invalid("socket.request.max.bytes", v, "must be at least 64"));
+                return Err(invalid(
+                    "socket.request.max.bytes",
+                    v,
+                    "must be at least 64",
+                ));
             }
         }
         if let Some(v) = get("log.message.timestamp.type") {
@@ -432,13 +490,19 @@ impl BrokerConfig {
     /// The host and port given to clients.
     pub fn advertised(&self, bound_port: u16) -> Listener {
         match &self.advertised_listener {
-            Some(l) => Listener { host: l.host.clone(), port: if l.port == 0 { bound_port } else { l.port } },
+            Some(l) => Listener {
+                host: l.host.clone(),
+                port: if l.port == 0 { bound_port } else { l.port },
+            },
             None => {
                 let host = match self.listener.host.as_str() {
                     "" | "0.0.0.0" | "::" => "127.0.0.1".to_string(),
                     h => h.to_string(),
                 };
-                Listener { host, port: bound_port }
+                Listener {
+                    host,
+                    port: bound_port,
+                }
             }
         }
     }
@@ -449,13 +513,21 @@ mod tests {
     use super::*;
 
     fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]
     fn defaults_serve_localhost_9092_in_flumen_data() {
         let (c, unknown) = BrokerConfig::from_properties(&[]).unwrap();
-        assert_eq!(c.listener, Listener { host: "localhost".into(), port: 9092 });
+        assert_eq!(
+            c.listener,
+            Listener {
+                host: "localhost".into(),
+                port: 9092
+            }
+        );
         assert_eq!(c.log_dir, PathBuf::from("./flumen-data"));
         assert!(unknown.is_empty());
     }
@@ -478,21 +550,28 @@ mod tests {
     #[test]
     fn unknown_keys_are_reported_and_invalid_values_refused() {
         let (c, unknown) =
-            BrokerConfig::from_properties(&pairs(&[("num.partitions", "4"), ("no.such.key", "1")])).unwrap();
+            BrokerConfig::from_properties(&pairs(&[("num.partitions", "4"), ("no.such.key", "1")]))
+                .unwrap();
         assert_eq!(c.num_partitions, 4);
         assert_eq!(unknown, vec!["no.such.key".to_string()]);
         let err = BrokerConfig::from_properties(&pairs(&[("num.partitions", "many")])).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("num.partitions") && msg.contains("many"), "{msg}");
-        let err = BrokerConfig::from_properties(&pairs(&[("default.replication.factor", "3")])).unwrap_err();
+        assert!(
+            msg.contains("num.partitions") && msg.contains("many"),
+            "{msg}"
+        );
+        let err = BrokerConfig::from_properties(&pairs(&[("default.replication.factor", "3")]))
+            .unwrap_err();
         assert!(err.to_string().contains("single node"));
     }
 
     #[test]
     fn retention_precedence_is_ms_then_minutes_then_hours() {
-        let (c, _) =
-            BrokerConfig::from_properties(&pairs(&[("log.retention.hours", "1"), ("log.retention.minutes", "2")]))
-                .unwrap();
+        let (c, _) = BrokerConfig::from_properties(&pairs(&[
+            ("log.retention.hours", "1"),
+            ("log.retention.minutes", "2"),
+        ]))
+        .unwrap();
         assert_eq!(c.log_retention_ms, 120_000);
         let (c, _) = BrokerConfig::from_properties(&pairs(&[
             ("log.retention.hours", "1"),
@@ -509,7 +588,13 @@ mod tests {
         std::fs::write(&path, "num.partitions=2\nlisteners=PLAINTEXT://:9099\n").unwrap();
         let (c, _) = BrokerConfig::load(Some(&path), &["num.partitions=7".to_string()]).unwrap();
         assert_eq!(c.num_partitions, 7);
-        assert_eq!(c.listener, Listener { host: "".into(), port: 9099 });
+        assert_eq!(
+            c.listener,
+            Listener {
+                host: "".into(),
+                port: 9099
+            }
+        );
         assert_eq!(c.advertised(9099).host, "127.0.0.1");
     }
 }

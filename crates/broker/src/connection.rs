@@ -15,8 +15,8 @@ use std::sync::Arc;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::messages::api_versions_response::ApiVersion;
+use kafka_protocol::messages::{ApiKey, ApiVersionsResponse, RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
@@ -41,7 +41,10 @@ enum Close {
 /// Serves one connection until the peer closes it, it misbehaves, or shutdown is requested
 /// (then requests already received are answered before closing).
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, shutdown: CancellationToken) {
-    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let max = broker.config.socket_request_max_bytes;
@@ -100,7 +103,10 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, shutdown: Cancellatio
     reader.abort();
 }
 
-async fn read_frame(rd: &mut (impl AsyncReadExt + Unpin), max: u32) -> Result<Option<Bytes>, Close> {
+async fn read_frame(
+    rd: &mut (impl AsyncReadExt + Unpin),
+    max: u32,
+) -> Result<Option<Bytes>, Close> {
     let mut len = [0u8; 4];
     match rd.read_exact(&mut len).await {
         Ok(_) => {}
@@ -112,16 +118,28 @@ async fn read_frame(rd: &mut (impl AsyncReadExt + Unpin), max: u32) -> Result<Op
         return Err(Close::Protocol(format!("invalid frame size {size}")));
     }
     if size as u32 > max {
-        return Err(Close::Protocol(format!("frame of {size} bytes exceeds socket.request.max.bytes {max}")));
+        return Err(Close::Protocol(format!(
+            "frame of {size} bytes exceeds socket.request.max.bytes {max}"
+        )));
     }
-    let mut buf = BytesMut::zeroed(size as usize);
-    rd.read_exact(&mut buf).await.map_err(Close::Io)?;
+    // Read into spare capacity: no zero-filling of the frame buffer.
+    let size = size as usize;
+    let mut buf = BytesMut::with_capacity(size);
+    while buf.len() < size {
+        let want = (size - buf.len()) as u64;
+        let n = (&mut *rd).take(want).read_buf(&mut buf).await.map_err(Close::Io)?;
+        if n == 0 {
+            return Err(Close::Io(std::io::ErrorKind::UnexpectedEof.into()));
+        }
+    }
     Ok(Some(buf.freeze()))
 }
 
 /// The supported ApiVersions range, for the KIP-511 fallback.
 fn api_versions_range() -> (i16, i16) {
-    dispatch::find(ApiKey::ApiVersions as i16).map(|h| (h.min_version, h.max_version)).unwrap_or((0, 3))
+    dispatch::find(ApiKey::ApiVersions as i16)
+        .map(|h| (h.min_version, h.max_version))
+        .unwrap_or((0, 3))
 }
 
 /// A response ready to write: the size prefix with the response header, then the body.
@@ -131,7 +149,10 @@ pub type Response = (Bytes, BytesMut);
 /// reason to close the connection.
 pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Response>, String> {
     if frame.len() < 8 {
-        return Err(format!("request of {} bytes is shorter than a header", frame.len()));
+        return Err(format!(
+            "request of {} bytes is shorter than a header",
+            frame.len()
+        ));
     }
     let api_key = (&frame[0..2]).get_i16();
     let version = (&frame[2..4]).get_i16();
@@ -161,8 +182,14 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<R
     }
     let mut buf = frame;
     let header_version = row.key.request_header_version(version);
-    let header = RequestHeader::decode(&mut buf, header_version).map_err(|e| format!("bad request header: {e}"))?;
-    let ctx = RequestContext { broker: broker.clone(), header, api_key: row.key, version };
+    let header = RequestHeader::decode(&mut buf, header_version)
+        .map_err(|e| format!("bad request header: {e}"))?;
+    let ctx = RequestContext {
+        broker: broker.clone(),
+        header,
+        api_key: row.key,
+        version,
+    };
     match (row.handle)(ctx, buf).await {
         Ok(Some(body)) => {
             let hv = row.key.response_header_version(version);

@@ -83,11 +83,13 @@ pub fn decode<T: Decodable>(ctx: &RequestContext, mut body: Bytes) -> Result<T> 
 /// Encodes a response body at the context's version.
 pub fn encode<T: Encodable>(ctx: &RequestContext, response: &T) -> Result<Option<BytesMut>> {
     let mut buf = BytesMut::new();
-    response.encode(&mut buf, ctx.version).map_err(|e| BrokerError::Encode {
-        api: api_name(ctx.api_key),
-        version: ctx.version,
-        reason: e.to_string(),
-    })?;
+    response
+        .encode(&mut buf, ctx.version)
+        .map_err(|e| BrokerError::Encode {
+            api: api_name(ctx.api_key),
+            version: ctx.version,
+            reason: e.to_string(),
+        })?;
     Ok(Some(buf))
 }
 
@@ -136,9 +138,17 @@ mod tests {
     fn table_versions_are_within_the_codec_and_keys_unique() {
         for (i, h) in HANDLERS.iter().enumerate() {
             let codec = h.key.valid_versions();
-            assert!(h.min_version >= codec.min && h.max_version <= codec.max, "{:?}", h.key);
+            assert!(
+                h.min_version >= codec.min && h.max_version <= codec.max,
+                "{:?}",
+                h.key
+            );
             assert!(h.advertised_min <= h.min_version);
-            assert!(HANDLERS[i + 1..].iter().all(|o| o.key != h.key), "duplicate {:?}", h.key);
+            assert!(
+                HANDLERS[i + 1..].iter().all(|o| o.key != h.key),
+                "duplicate {:?}",
+                h.key
+            );
         }
         // Never advertise what clients take as opt-in features we do not implement.
         for key in [68i16, 69, 71, 72, 75] {

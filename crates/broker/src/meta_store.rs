@@ -57,16 +57,22 @@ pub struct MetaStore {
 }
 
 fn meta_err(path: &Path, reason: impl std::fmt::Display) -> BrokerError {
-    BrokerError::Metadata { path: path.display().to_string(), reason: reason.to_string() }
+    BrokerError::Metadata {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 impl MetaStore {
     /// Opens (or creates) the metadata file in `dir`.
     pub fn open(dir: &Path) -> Result<MetaStore> {
-        std::fs::create_dir_all(dir).map_err(|e| meta_err(dir, format!("cannot create directory: {e}")))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|e| meta_err(dir, format!("cannot create directory: {e}")))?;
         let path = dir.join(META_FILE);
         let state = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice::<MetaState>(&bytes).map_err(|e| meta_err(&path, e))?,
+            Ok(bytes) => {
+                serde_json::from_slice::<MetaState>(&bytes).map_err(|e| meta_err(&path, e))?
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => MetaState {
                 version: 1,
                 cluster_id: new_cluster_id(),
@@ -75,7 +81,10 @@ impl MetaStore {
             },
             Err(e) => return Err(meta_err(&path, e)),
         };
-        let store = MetaStore { path, state: Mutex::new(state) };
+        let store = MetaStore {
+            path,
+            state: Mutex::new(state),
+        };
         store.save()?;
         Ok(store)
     }
@@ -162,7 +171,11 @@ mod tests {
             .update(|s| {
                 s.topics.insert(
                     "t".into(),
-                    TopicRecord { id: uuid::Uuid::new_v4().to_string(), partitions: 3, configs: BTreeMap::new() },
+                    TopicRecord {
+                        id: uuid::Uuid::new_v4().to_string(),
+                        partitions: 3,
+                        configs: BTreeMap::new(),
+                    },
                 );
             })
             .unwrap();

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 
 use flumen_log::{
-    AppendOptions, FetchInfo, LogConfig, LogError, LogManager, Offset, PartitionLog, ReadOptions, Timestamp,
-    TopicPartition,
+    AppendOptions, FetchInfo, LogConfig, LogError, LogManager, Offset, PartitionLog, ReadOptions,
+    Timestamp, TopicPartition,
 };
 use kafka_protocol::error::ResponseError;
 use serde::{Deserialize, Serialize};
@@ -78,12 +78,20 @@ impl std::fmt::Debug for Partition {
 }
 
 fn log_err(tp: &TopicPartition, source: LogError) -> BrokerError {
-    BrokerError::Log { partition: tp.to_string(), source }
+    BrokerError::Log {
+        partition: tp.to_string(),
+        source,
+    }
 }
 
 impl Partition {
     /// Opens (creating if missing) the partition's log and rebuilds its producer state.
-    pub fn open(manager: &LogManager, root: &Path, tp: TopicPartition, config: LogConfig) -> Result<Partition> {
+    pub fn open(
+        manager: &LogManager,
+        root: &Path,
+        tp: TopicPartition,
+        config: LogConfig,
+    ) -> Result<Partition> {
         let log = manager.open_log(&tp, config).map_err(|e| log_err(&tp, e))?;
         let snapshot_path = root.join(PRODUCER_SNAPSHOT_DIR).join(format!("{tp}.json"));
         let mut producers = ProducerStateMap::default();
@@ -99,7 +107,11 @@ impl Partition {
         // Replay the batches written after the snapshot.
         let end = log.log_end_offset().0;
         while from < end {
-            let info = match log.read(ReadOptions { offset: Offset(from), max_bytes: 1 << 20, max_offset: None }) {
+            let info = match log.read(ReadOptions {
+                offset: Offset(from),
+                max_bytes: 1 << 20,
+                max_offset: None,
+            }) {
                 Ok(info) => info,
                 Err(error) => {
                     tracing::warn!(%error, partition = %tp, "Cannot replay producer state; idempotence starts fresh.");
@@ -121,7 +133,11 @@ impl Partition {
             end_offset: AtomicI64::new(log.log_end_offset().0),
             start_offset: AtomicI64::new(log.log_start_offset().0),
             tp,
-            inner: Mutex::new(Inner { log: Some(log), producers, producers_dirty: false }),
+            inner: Mutex::new(Inner {
+                log: Some(log),
+                producers,
+                producers_dirty: false,
+            }),
             snapshot_path,
         };
         Ok(partition)
@@ -146,41 +162,72 @@ impl Partition {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn with_log<T>(&self, f: impl FnOnce(&mut PartitionLog) -> std::result::Result<T, LogError>) -> Result<T> {
+    fn with_log<T>(
+        &self,
+        f: impl FnOnce(&mut PartitionLog) -> std::result::Result<T, LogError>,
+    ) -> Result<T> {
         let mut inner = self.lock();
         match inner.log.as_mut() {
             Some(log) => f(log).map_err(|e| log_err(&self.tp, e)),
-            None => Err(BrokerError::Task(format!("partition {} is closed", self.tp))),
+            None => Err(BrokerError::Task(format!(
+                "partition {} is closed",
+                self.tp
+            ))),
         }
     }
 
     fn refresh_offsets(&self, log: &PartitionLog) {
-        self.end_offset.store(log.log_end_offset().0, Ordering::Release);
-        self.start_offset.store(log.log_start_offset().0, Ordering::Release);
+        self.end_offset
+            .store(log.log_end_offset().0, Ordering::Release);
+        self.start_offset
+            .store(log.log_start_offset().0, Ordering::Release);
     }
 
     /// Appends the record batches of one Produce partition entry.
-    pub fn append(&self, records: &[u8], now_ms: i64) -> std::result::Result<AppendResult, AppendRefused> {
+    pub fn append(
+        &self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> std::result::Result<AppendResult, AppendRefused> {
         let refuse = |error: ResponseError, message: String| AppendRefused { error, message };
-        let first = batch::parse_header(records)
-            .ok_or_else(|| refuse(ResponseError::CorruptMessage, "record batch shorter than its header".into()))?;
+        let first = batch::parse_header(records).ok_or_else(|| {
+            refuse(
+                ResponseError::CorruptMessage,
+                "record batch shorter than its header".into(),
+            )
+        })?;
         if first.magic != 2 {
-            return Err(refuse(ResponseError::InvalidRecord, format!("unsupported message format magic {}", first.magic)));
+            return Err(refuse(
+                ResponseError::InvalidRecord,
+                format!("unsupported message format magic {}", first.magic),
+            ));
         }
         if first.is_control() {
-            return Err(refuse(ResponseError::InvalidRecord, "clients may not send control batches".into()));
+            return Err(refuse(
+                ResponseError::InvalidRecord,
+                "clients may not send control batches".into(),
+            ));
         }
         if first.is_transactional() {
-            return Err(refuse(ResponseError::InvalidTxnState, "transactions are not supported".into()));
+            return Err(refuse(
+                ResponseError::InvalidTxnState,
+                "transactions are not supported".into(),
+            ));
         }
         let idempotent = first.producer_id >= 0;
         if idempotent && first.size != records.len() {
-            return Err(refuse(ResponseError::InvalidRecord, "an idempotent produce must carry exactly one batch".into()));
+            return Err(refuse(
+                ResponseError::InvalidRecord,
+                "an idempotent produce must carry exactly one batch".into(),
+            ));
         }
         let mut inner = self.lock();
         let inner = &mut *inner;
         let Some(log) = inner.log.as_mut() else {
-            return Err(refuse(ResponseError::UnknownTopicOrPartition, format!("partition {} is closed", self.tp)));
+            return Err(refuse(
+                ResponseError::UnknownTopicOrPartition,
+                format!("partition {} is closed", self.tp),
+            ));
         };
         if idempotent {
             match inner.producers.check(&first) {
@@ -204,10 +251,17 @@ impl Partition {
             }
         }
         let mut buf = records.to_vec();
-        let info = log.append(&mut buf, AppendOptions { now: Timestamp(now_ms) }).map_err(|e| AppendRefused {
-            error: log_error_code(&e),
-            message: e.to_string(),
-        })?;
+        let info = log
+            .append(
+                &mut buf,
+                AppendOptions {
+                    now: Timestamp(now_ms),
+                },
+            )
+            .map_err(|e| AppendRefused {
+                error: log_error_code(&e),
+                message: e.to_string(),
+            })?;
         if idempotent {
             inner.producers.record(&first, info.first_offset.0);
             inner.producers_dirty = true;
@@ -215,11 +269,16 @@ impl Partition {
         if log.needs_flush(Timestamp(now_ms)) {
             if let Err(error) = log.flush() {
                 tracing::error!(%error, partition = %self.tp, "Flush failed.");
-                return Err(AppendRefused { error: ResponseError::KafkaStorageError, message: error.to_string() });
+                return Err(AppendRefused {
+                    error: ResponseError::KafkaStorageError,
+                    message: error.to_string(),
+                });
             }
         }
-        self.end_offset.store(log.log_end_offset().0, Ordering::Release);
-        self.start_offset.store(info.log_start_offset.0, Ordering::Release);
+        self.end_offset
+            .store(log.log_end_offset().0, Ordering::Release);
+        self.start_offset
+            .store(info.log_start_offset.0, Ordering::Release);
         Ok(AppendResult {
             base_offset: info.first_offset.0,
             log_append_time: info.log_append_time.map(|t| t.0).unwrap_or(-1),
@@ -229,7 +288,13 @@ impl Partition {
 
     /// Reads whole batches from `offset`, at most about `max_bytes` (at least one batch).
     pub fn read(&self, offset: i64, max_bytes: u32) -> Result<FetchInfo> {
-        self.with_log(|log| log.read(ReadOptions { offset: Offset(offset), max_bytes, max_offset: None }))
+        self.with_log(|log| {
+            log.read(ReadOptions {
+                offset: Offset(offset),
+                max_bytes,
+                max_offset: None,
+            })
+        })
     }
 
     /// ListOffsets: the offset and timestamp for a target (-1 latest, -2 earliest, -3 max
@@ -239,7 +304,10 @@ impl Partition {
             Ok(match target {
                 -1 => (log.high_watermark().0, -1),
                 -2 | -4 | -5 => (log.log_start_offset().0, -1),
-                -3 => log.max_timestamp_offset().map(|(o, t)| (o.0, t.0)).unwrap_or((-1, -1)),
+                -3 => log
+                    .max_timestamp_offset()
+                    .map(|(o, t)| (o.0, t.0))
+                    .unwrap_or((-1, -1)),
                 ts => match log.offset_for_timestamp(Timestamp(ts))? {
                     Some((o, t)) => refine_in_compressed_batch(log, o.0, ts).unwrap_or((o.0, t.0)),
                     None => (-1, -1),
@@ -251,7 +319,11 @@ impl Partition {
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
     pub fn delete_records_before(&self, offset: i64) -> Result<i64> {
         let start = self.with_log(|log| {
-            let target = if offset == -1 { log.high_watermark().0 } else { offset };
+            let target = if offset == -1 {
+                log.high_watermark().0
+            } else {
+                offset
+            };
             log.delete_records_before(Offset(target)).map(|o| o.0)
         })?;
         self.start_offset.store(start, Ordering::Release);
@@ -262,7 +334,8 @@ impl Partition {
     pub fn apply_retention(&self, now_ms: i64) -> Result<()> {
         let mut inner = self.lock();
         if let Some(log) = inner.log.as_mut() {
-            log.apply_retention(Timestamp(now_ms)).map_err(|e| log_err(&self.tp, e))?;
+            log.apply_retention(Timestamp(now_ms))
+                .map_err(|e| log_err(&self.tp, e))?;
             self.refresh_offsets(log);
         }
         Ok(())
@@ -270,7 +343,13 @@ impl Partition {
 
     /// fsyncs if the flush policy (flush.messages / flush.ms) asks for it.
     pub fn flush_if_needed(&self, now_ms: i64) -> Result<()> {
-        self.with_log(|log| if log.needs_flush(Timestamp(now_ms)) { log.flush() } else { Ok(()) })
+        self.with_log(|log| {
+            if log.needs_flush(Timestamp(now_ms)) {
+                log.flush()
+            } else {
+                Ok(())
+            }
+        })
     }
 
     /// Replaces the log configuration (after AlterConfigs).
@@ -283,7 +362,11 @@ impl Partition {
 
     /// Size of the partition on disk.
     pub fn size_bytes(&self) -> u64 {
-        self.lock().log.as_ref().map(|l| l.size_bytes()).unwrap_or(0)
+        self.lock()
+            .log
+            .as_ref()
+            .map(|l| l.size_bytes())
+            .unwrap_or(0)
     }
 
     /// Writes the producer-state snapshot if it changed.
@@ -292,8 +375,13 @@ impl Partition {
         if !inner.producers_dirty {
             return Ok(());
         }
-        let Some(log) = inner.log.as_ref() else { return Ok(()) };
-        let snap = ProducerSnapshot { end_offset: log.log_end_offset().0, state: inner.producers.clone() };
+        let Some(log) = inner.log.as_ref() else {
+            return Ok(());
+        };
+        let snap = ProducerSnapshot {
+            end_offset: log.log_end_offset().0,
+            state: inner.producers.clone(),
+        };
         write_snapshot(&self.snapshot_path, &snap)?;
         inner.producers_dirty = false;
         Ok(())
@@ -322,7 +410,13 @@ impl Partition {
 /// batch it gives the batch. Decompress that batch and find the first record at or after
 /// `offset` whose timestamp is ≥ `target` (Kafka does the same).
 fn refine_in_compressed_batch(log: &PartitionLog, offset: i64, target: i64) -> Option<(i64, i64)> {
-    let info = log.read(ReadOptions { offset: Offset(offset), max_bytes: 1, max_offset: None }).ok()?;
+    let info = log
+        .read(ReadOptions {
+            offset: Offset(offset),
+            max_bytes: 1,
+            max_offset: None,
+        })
+        .ok()?;
     let header = batch::parse_header(&info.records)?;
     if header.compression() == 0 || info.records.len() < header.size {
         return None;

@@ -84,10 +84,14 @@ impl ProducerStateMap {
         };
         let last_seq = batch.last_sequence();
         if batch.producer_epoch == entry.epoch {
-            if let Some(dup) =
-                entry.batches.iter().find(|b| b.first_seq == batch.base_sequence && b.last_seq == last_seq)
+            if let Some(dup) = entry
+                .batches
+                .iter()
+                .find(|b| b.first_seq == batch.base_sequence && b.last_seq == last_seq)
             {
-                return Ok(SequenceCheck::Duplicate { first_offset: dup.first_offset });
+                return Ok(SequenceCheck::Duplicate {
+                    first_offset: dup.first_offset,
+                });
             }
         }
         if batch.producer_epoch < entry.epoch {
@@ -168,14 +172,26 @@ mod tests {
         assert_eq!(s.check(&b1), Ok(SequenceCheck::Append));
         s.record(&b1, 103);
         // duplicate of the first batch → its original offset
-        assert_eq!(s.check(&b0), Ok(SequenceCheck::Duplicate { first_offset: 100 }));
+        assert_eq!(
+            s.check(&b0),
+            Ok(SequenceCheck::Duplicate { first_offset: 100 })
+        );
         // gap
-        assert_eq!(s.check(&h(1, 0, 9, 1)), Err(ResponseError::OutOfOrderSequenceNumber));
+        assert_eq!(
+            s.check(&h(1, 0, 9, 1)),
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        );
         // older epoch
         s.record(&h(1, 2, 0, 1), 105);
-        assert_eq!(s.check(&h(1, 1, 1, 1)), Err(ResponseError::InvalidProducerEpoch));
+        assert_eq!(
+            s.check(&h(1, 1, 1, 1)),
+            Err(ResponseError::InvalidProducerEpoch)
+        );
         // newer epoch must restart at 0
-        assert_eq!(s.check(&h(1, 3, 5, 1)), Err(ResponseError::OutOfOrderSequenceNumber));
+        assert_eq!(
+            s.check(&h(1, 3, 5, 1)),
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        );
         assert_eq!(s.check(&h(1, 3, 0, 1)), Ok(SequenceCheck::Append));
         // unknown producer: anything goes
         assert_eq!(s.check(&h(2, 0, 42, 1)), Ok(SequenceCheck::Append));
@@ -193,9 +209,18 @@ mod tests {
             headers.push(b);
         }
         s.rebuild_from(headers.clone().into_iter());
-        assert_eq!(s.check(&headers[6]), Ok(SequenceCheck::Duplicate { first_offset: 6 }));
-        assert_eq!(s.check(&headers[2]), Ok(SequenceCheck::Duplicate { first_offset: 2 }));
-        assert_eq!(s.check(&headers[1]), Err(ResponseError::OutOfOrderSequenceNumber));
+        assert_eq!(
+            s.check(&headers[6]),
+            Ok(SequenceCheck::Duplicate { first_offset: 6 })
+        );
+        assert_eq!(
+            s.check(&headers[2]),
+            Ok(SequenceCheck::Duplicate { first_offset: 2 })
+        );
+        assert_eq!(
+            s.check(&headers[1]),
+            Err(ResponseError::OutOfOrderSequenceNumber)
+        );
         assert_eq!(s.check(&h(9, 0, 7, 1)), Ok(SequenceCheck::Append));
     }
 }

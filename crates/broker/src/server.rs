@@ -31,14 +31,26 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server").field("local_addr", &self.local_addr).finish_non_exhaustive()
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .finish_non_exhaustive()
     }
 }
 
 async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>> {
-    let host = if config.listener.host.is_empty() { "0.0.0.0" } else { config.listener.host.as_str() };
-    let listen_err = |source| BrokerError::Listen { address: config.listener.to_string(), source };
-    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, config.listener.port)).await.map_err(listen_err)?.collect();
+    let host = if config.listener.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        config.listener.host.as_str()
+    };
+    let listen_err = |source| BrokerError::Listen {
+        address: config.listener.to_string(),
+        source,
+    };
+    let mut addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, config.listener.port))
+        .await
+        .map_err(listen_err)?
+        .collect();
     // Prefer IPv4 first: it is what the advertised address usually resolves to.
     addrs.sort_by_key(|a| !a.is_ipv4());
     addrs.dedup();
@@ -54,7 +66,10 @@ async fn bind(config: &BrokerConfig) -> Result<Vec<TcpListener>> {
         }
     }
     if listeners.is_empty() {
-        return Err(listen_err(std::io::Error::new(std::io::ErrorKind::NotFound, "host resolves to no address")));
+        return Err(listen_err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            "host resolves to no address",
+        )));
     }
     Ok(listeners)
 }
@@ -65,12 +80,19 @@ impl Server {
         let listeners = bind(&config).await?;
         let local_addr = listeners[0]
             .local_addr()
-            .map_err(|source| BrokerError::Listen { address: config.listener.to_string(), source })?;
+            .map_err(|source| BrokerError::Listen {
+                address: config.listener.to_string(),
+                source,
+            })?;
         let advertised = config.advertised(local_addr.port());
         let broker = tokio::task::spawn_blocking(move || Broker::open(config, advertised))
             .await
             .map_err(|e| BrokerError::Task(e.to_string()))??;
-        Ok(Server { listeners, broker: Arc::new(broker), local_addr })
+        Ok(Server {
+            listeners,
+            broker: Arc::new(broker),
+            local_addr,
+        })
     }
 
     /// The first bound address.
@@ -85,7 +107,11 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled, then shuts down gracefully.
     pub async fn run(self, shutdown: CancellationToken) -> Result<()> {
-        let Server { listeners, broker, local_addr } = self;
+        let Server {
+            listeners,
+            broker,
+            local_addr,
+        } = self;
         tracing::info!(
             listener = %local_addr,
             advertised = %broker.advertised,
@@ -105,7 +131,11 @@ impl Server {
                     };
                     match accepted {
                         Ok((stream, _)) => {
-                            conns.spawn(connection::serve(broker.clone(), stream, shutdown.clone()));
+                            conns.spawn(connection::serve(
+                                broker.clone(),
+                                stream,
+                                shutdown.clone(),
+                            ));
                         }
                         Err(error) => {
                             tracing::warn!(%error, "Accept failed.");
@@ -119,11 +149,16 @@ impl Server {
         shutdown.cancelled().await;
         tracing::info!("Shutting down: no new connections; finishing in-flight requests.");
         tracker.close();
-        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait()).await.is_err() {
+        if tokio::time::timeout(SHUTDOWN_GRACE, tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("Some connections did not finish in time.");
         }
         let b = broker.clone();
-        tokio::task::spawn_blocking(move || b.close()).await.map_err(|e| BrokerError::Task(e.to_string()))?;
+        tokio::task::spawn_blocking(move || b.close())
+            .await
+            .map_err(|e| BrokerError::Task(e.to_string()))?;
         tracing::info!("Broker stopped cleanly.");
         Ok(())
     }

@@ -56,34 +56,202 @@ const LONG_MAX: &str = "9223372036854775807";
 
 /// Every topic config Kafka lists, in Kafka's order.
 pub const TOPIC_CONFIGS: &[ConfigDef] = &[
-    ConfigDef { name: "cleanup.policy", broker_key: Some("log.cleanup.policy"), kind: ConfigType::List, default: "delete", doc: "delete or compact (compaction is not implemented: treated as delete)" },
-    ConfigDef { name: "compression.type", broker_key: Some("compression.type"), kind: ConfigType::String, default: "producer", doc: "Batches are stored as the producer compressed them" },
-    ConfigDef { name: "delete.retention.ms", broker_key: Some("log.cleaner.delete.retention.ms"), kind: ConfigType::Long, default: "86400000", doc: "How long tombstones are kept on compacted topics" },
-    ConfigDef { name: "file.delete.delay.ms", broker_key: Some("log.segment.delete.delay.ms"), kind: ConfigType::Long, default: "60000", doc: "Delay before deleting a file from the filesystem" },
-    ConfigDef { name: "flush.messages", broker_key: Some("log.flush.interval.messages"), kind: ConfigType::Long, default: LONG_MAX, doc: "fsync after this many messages" },
-    ConfigDef { name: "flush.ms", broker_key: Some("log.flush.interval.ms"), kind: ConfigType::Long, default: LONG_MAX, doc: "fsync data older than this" },
-    ConfigDef { name: "follower.replication.throttled.replicas", broker_key: None, kind: ConfigType::List, default: "", doc: "Unused on a single node" },
-    ConfigDef { name: "index.interval.bytes", broker_key: Some("log.index.interval.bytes"), kind: ConfigType::Int, default: "4096", doc: "Bytes between offset index entries" },
-    ConfigDef { name: "leader.replication.throttled.replicas", broker_key: None, kind: ConfigType::List, default: "", doc: "Unused on a single node" },
-    ConfigDef { name: "local.retention.bytes", broker_key: Some("log.local.retention.bytes"), kind: ConfigType::Long, default: "-2", doc: "Tiered storage (not implemented)" },
-    ConfigDef { name: "local.retention.ms", broker_key: Some("log.local.retention.ms"), kind: ConfigType::Long, default: "-2", doc: "Tiered storage (not implemented)" },
-    ConfigDef { name: "max.compaction.lag.ms", broker_key: Some("log.cleaner.max.compaction.lag.ms"), kind: ConfigType::Long, default: LONG_MAX, doc: "Compaction (not implemented)" },
-    ConfigDef { name: "max.message.bytes", broker_key: Some("message.max.bytes"), kind: ConfigType::Int, default: "1048588", doc: "The largest record batch accepted" },
-    ConfigDef { name: "message.timestamp.after.max.ms", broker_key: Some("log.message.timestamp.after.max.ms"), kind: ConfigType::Long, default: LONG_MAX, doc: "Largest allowed future timestamp skew" },
-    ConfigDef { name: "message.timestamp.before.max.ms", broker_key: Some("log.message.timestamp.before.max.ms"), kind: ConfigType::Long, default: LONG_MAX, doc: "Largest allowed past timestamp skew" },
-    ConfigDef { name: "message.timestamp.type", broker_key: Some("log.message.timestamp.type"), kind: ConfigType::String, default: "CreateTime", doc: "CreateTime or LogAppendTime" },
-    ConfigDef { name: "min.cleanable.dirty.ratio", broker_key: Some("log.cleaner.min.cleanable.ratio"), kind: ConfigType::Double, default: "0.5", doc: "Compaction (not implemented)" },
-    ConfigDef { name: "min.compaction.lag.ms", broker_key: Some("log.cleaner.min.compaction.lag.ms"), kind: ConfigType::Long, default: "0", doc: "Compaction (not implemented)" },
-    ConfigDef { name: "min.insync.replicas", broker_key: Some("min.insync.replicas"), kind: ConfigType::Int, default: "1", doc: "Only 1 is meaningful on a single node" },
-    ConfigDef { name: "preallocate", broker_key: Some("log.preallocate"), kind: ConfigType::Boolean, default: "false", doc: "Preallocate segment files" },
-    ConfigDef { name: "remote.storage.enable", broker_key: None, kind: ConfigType::Boolean, default: "false", doc: "Tiered storage (not implemented)" },
-    ConfigDef { name: "retention.bytes", broker_key: Some("log.retention.bytes"), kind: ConfigType::Long, default: "-1", doc: "Per-partition size limit; -1 for none" },
-    ConfigDef { name: "retention.ms", broker_key: Some("log.retention.ms"), kind: ConfigType::Long, default: "604800000", doc: "How long data is kept; -1 for forever" },
-    ConfigDef { name: "segment.bytes", broker_key: Some("log.segment.bytes"), kind: ConfigType::Int, default: "1073741824", doc: "Segment size before rolling" },
-    ConfigDef { name: "segment.index.bytes", broker_key: Some("log.index.size.max.bytes"), kind: ConfigType::Int, default: "10485760", doc: "Offset index size" },
-    ConfigDef { name: "segment.jitter.ms", broker_key: Some("log.roll.jitter.ms"), kind: ConfigType::Long, default: "0", doc: "Random jitter subtracted from segment.ms" },
-    ConfigDef { name: "segment.ms", broker_key: Some("log.roll.ms"), kind: ConfigType::Long, default: "604800000", doc: "Segment age before rolling" },
-    ConfigDef { name: "unclean.leader.election.enable", broker_key: Some("unclean.leader.election.enable"), kind: ConfigType::Boolean, default: "false", doc: "Unused on a single node" },
+    ConfigDef {
+        name: "cleanup.policy",
+        broker_key: Some("log.cleanup.policy"),
+        kind: ConfigType::List,
+        default: "delete",
+        doc: "delete or compact (compaction is not implemented: treated as delete)",
+    },
+    ConfigDef {
+        name: "compression.type",
+        broker_key: Some("compression.type"),
+        kind: ConfigType::String,
+        default: "producer",
+        doc: "Batches are stored as the producer compressed them",
+    },
+    ConfigDef {
+        name: "delete.retention.ms",
+        broker_key: Some("log.cleaner.delete.retention.ms"),
+        kind: ConfigType::Long,
+        default: "86400000",
+        doc: "How long tombstones are kept on compacted topics",
+    },
+    ConfigDef {
+        name: "file.delete.delay.ms",
+        broker_key: Some("log.segment.delete.delay.ms"),
+        kind: ConfigType::Long,
+        default: "60000",
+        doc: "Delay before deleting a file from the filesystem",
+    },
+    ConfigDef {
+        name: "flush.messages",
+        broker_key: Some("log.flush.interval.messages"),
+        kind: ConfigType::Long,
+        default: LONG_MAX,
+        doc: "fsync after this many messages",
+    },
+    ConfigDef {
+        name: "flush.ms",
+        broker_key: Some("log.flush.interval.ms"),
+        kind: ConfigType::Long,
+        default: LONG_MAX,
+        doc: "fsync data older than this",
+    },
+    ConfigDef {
+        name: "follower.replication.throttled.replicas",
+        broker_key: None,
+        kind: ConfigType::List,
+        default: "",
+        doc: "Unused on a single node",
+    },
+    ConfigDef {
+        name: "index.interval.bytes",
+        broker_key: Some("log.index.interval.bytes"),
+        kind: ConfigType::Int,
+        default: "4096",
+        doc: "Bytes between offset index entries",
+    },
+    ConfigDef {
+        name: "leader.replication.throttled.replicas",
+        broker_key: None,
+        kind: ConfigType::List,
+        default: "",
+        doc: "Unused on a single node",
+    },
+    ConfigDef {
+        name: "local.retention.bytes",
+        broker_key: Some("log.local.retention.bytes"),
+        kind: ConfigType::Long,
+        default: "-2",
+        doc: "Tiered storage (not implemented)",
+    },
+    ConfigDef {
+        name: "local.retention.ms",
+        broker_key: Some("log.local.retention.ms"),
+        kind: ConfigType::Long,
+        default: "-2",
+        doc: "Tiered storage (not implemented)",
+    },
+    ConfigDef {
+        name: "max.compaction.lag.ms",
+        broker_key: Some("log.cleaner.max.compaction.lag.ms"),
+        kind: ConfigType::Long,
+        default: LONG_MAX,
+        doc: "Compaction (not implemented)",
+    },
+    ConfigDef {
+        name: "max.message.bytes",
+        broker_key: Some("message.max.bytes"),
+        kind: ConfigType::Int,
+        default: "1048588",
+        doc: "The largest record batch accepted",
+    },
+    ConfigDef {
+        name: "message.timestamp.after.max.ms",
+        broker_key: Some("log.message.timestamp.after.max.ms"),
+        kind: ConfigType::Long,
+        default: LONG_MAX,
+        doc: "Largest allowed future timestamp skew",
+    },
+    ConfigDef {
+        name: "message.timestamp.before.max.ms",
+        broker_key: Some("log.message.timestamp.before.max.ms"),
+        kind: ConfigType::Long,
+        default: LONG_MAX,
+        doc: "Largest allowed past timestamp skew",
+    },
+    ConfigDef {
+        name: "message.timestamp.type",
+        broker_key: Some("log.message.timestamp.type"),
+        kind: ConfigType::String,
+        default: "CreateTime",
+        doc: "CreateTime or LogAppendTime",
+    },
+    ConfigDef {
+        name: "min.cleanable.dirty.ratio",
+        broker_key: Some("log.cleaner.min.cleanable.ratio"),
+        kind: ConfigType::Double,
+        default: "0.5",
+        doc: "Compaction (not implemented)",
+    },
+    ConfigDef {
+        name: "min.compaction.lag.ms",
+        broker_key: Some("log.cleaner.min.compaction.lag.ms"),
+        kind: ConfigType::Long,
+        default: "0",
+        doc: "Compaction (not implemented)",
+    },
+    ConfigDef {
+        name: "min.insync.replicas",
+        broker_key: Some("min.insync.replicas"),
+        kind: ConfigType::Int,
+        default: "1",
+        doc: "Only 1 is meaningful on a single node",
+    },
+    ConfigDef {
+        name: "preallocate",
+        broker_key: Some("log.preallocate"),
+        kind: ConfigType::Boolean,
+        default: "false",
+        doc: "Preallocate segment files",
+    },
+    ConfigDef {
+        name: "remote.storage.enable",
+        broker_key: None,
+        kind: ConfigType::Boolean,
+        default: "false",
+        doc: "Tiered storage (not implemented)",
+    },
+    ConfigDef {
+        name: "retention.bytes",
+        broker_key: Some("log.retention.bytes"),
+        kind: ConfigType::Long,
+        default: "-1",
+        doc: "Per-partition size limit; -1 for none",
+    },
+    ConfigDef {
+        name: "retention.ms",
+        broker_key: Some("log.retention.ms"),
+        kind: ConfigType::Long,
+        default: "604800000",
+        doc: "How long data is kept; -1 for forever",
+    },
+    ConfigDef {
+        name: "segment.bytes",
+        broker_key: Some("log.segment.bytes"),
+        kind: ConfigType::Int,
+        default: "1073741824",
+        doc: "Segment size before rolling",
+    },
+    ConfigDef {
+        name: "segment.index.bytes",
+        broker_key: Some("log.index.size.max.bytes"),
+        kind: ConfigType::Int,
+        default: "10485760",
+        doc: "Offset index size",
+    },
+    ConfigDef {
+        name: "segment.jitter.ms",
+        broker_key: Some("log.roll.jitter.ms"),
+        kind: ConfigType::Long,
+        default: "0",
+        doc: "Random jitter subtracted from segment.ms",
+    },
+    ConfigDef {
+        name: "segment.ms",
+        broker_key: Some("log.roll.ms"),
+        kind: ConfigType::Long,
+        default: "604800000",
+        doc: "Segment age before rolling",
+    },
+    ConfigDef {
+        name: "unclean.leader.election.enable",
+        broker_key: Some("unclean.leader.election.enable"),
+        kind: ConfigType::Boolean,
+        default: "false",
+        doc: "Unused on a single node",
+    },
 ];
 
 /// Looks a topic config up by name.
@@ -129,7 +297,10 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         ConfigType::String | ConfigType::List => true,
     };
     if !ok {
-        return Err(format!("invalid value {value:?} for `{name}`: expected {:?}", def.kind));
+        return Err(format!(
+            "invalid value {value:?} for `{name}`: expected {:?}",
+            def.kind
+        ));
     }
     let n = value.parse::<i64>().unwrap_or(0);
     let range_ok = match name {
@@ -145,16 +316,26 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
         return Err(format!("value {value} for `{name}` is out of range"));
     }
     match name {
-        "message.timestamp.type" => parse_timestamp_type(name, value).map(|_| ()).map_err(|e| e.to_string()),
+        "message.timestamp.type" => parse_timestamp_type(name, value)
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
         "cleanup.policy" => {
-            if value.split(',').all(|p| matches!(p.trim(), "delete" | "compact")) {
+            if value
+                .split(',')
+                .all(|p| matches!(p.trim(), "delete" | "compact"))
+            {
                 Ok(())
             } else {
-                Err(format!("invalid value {value:?} for `cleanup.policy`: expected delete and/or compact"))
+                Err(format!(
+                    "invalid value {value:?} for `cleanup.policy`: expected delete and/or compact"
+                ))
             }
         }
         "compression.type" => {
-            if matches!(value, "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd") {
+            if matches!(
+                value,
+                "producer" | "uncompressed" | "gzip" | "snappy" | "lz4" | "zstd"
+            ) {
                 Ok(())
             } else {
                 Err(format!("invalid value {value:?} for `compression.type`"))
@@ -165,7 +346,11 @@ pub fn validate(name: &str, value: &str) -> Result<(), String> {
 }
 
 /// The effective value of a topic config: the topic override, else the broker's.
-pub fn effective(name: &str, overrides: &BTreeMap<String, String>, broker: &BrokerConfig) -> Option<String> {
+pub fn effective(
+    name: &str,
+    overrides: &BTreeMap<String, String>,
+    broker: &BrokerConfig,
+) -> Option<String> {
     if let Some(v) = overrides.get(name) {
         return Some(v.clone());
     }
@@ -173,7 +358,9 @@ pub fn effective(name: &str, overrides: &BTreeMap<String, String>, broker: &Brok
 }
 
 fn flush_opt(v: Option<String>) -> Option<u64> {
-    v.and_then(|s| s.parse::<i64>().ok()).filter(|n| *n >= 1 && *n < (1 << 62)).map(|n| n as u64)
+    v.and_then(|s| s.parse::<i64>().ok())
+        .filter(|n| *n >= 1 && *n < (1 << 62))
+        .map(|n| n as u64)
 }
 
 /// Builds the storage engine's per-partition configuration.
@@ -218,18 +405,26 @@ mod tests {
 
     #[test]
     fn broker_keys_supply_topic_defaults_and_overrides_win() {
-        let broker = BrokerConfig { log_retention_ms: 1000, ..BrokerConfig::default() };
+        let broker = BrokerConfig {
+            log_retention_ms: 1000,
+            ..BrokerConfig::default()
+        };
         let mut over = BTreeMap::new();
         let c = log_config(&over, &broker);
         assert_eq!(c.retention_ms, 1000);
-        assert_eq!(broker_default(def("retention.ms").unwrap(), &broker), ("1000".into(), source::STATIC_BROKER));
+        assert_eq!(
+            broker_default(def("retention.ms").unwrap(), &broker),
+            ("1000".into(), source::STATIC_BROKER)
+        );
         over.insert("retention.ms".to_string(), "5".to_string());
         assert_eq!(log_config(&over, &broker).retention_ms, 5);
     }
 
     #[test]
     fn validation_names_the_problem() {
-        assert!(validate("retention.ms", "abc").unwrap_err().contains("retention.ms"));
+        assert!(validate("retention.ms", "abc")
+            .unwrap_err()
+            .contains("retention.ms"));
         assert!(validate("no.such", "1").is_err());
         assert!(validate("message.timestamp.type", "LogAppendTime").is_ok());
         assert!(validate("cleanup.policy", "compact,delete").is_ok());

@@ -34,10 +34,18 @@ pub fn apply_topic_configs(
                 "broker configs are static: edit server.properties and restart",
             ))
         }
-        other => return Err(Refused::new(ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
+        other => {
+            return Err(Refused::new(
+                ResponseError::InvalidRequest,
+                format!("resource type {other} is not supported"),
+            ))
+        }
     }
     if broker.topic(name).is_none() {
-        return Err(Refused::new(ResponseError::UnknownTopicOrPartition, format!("unknown topic {name:?}")));
+        return Err(Refused::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("unknown topic {name:?}"),
+        ));
     }
     for (k, v) in &configs {
         topic_config::validate(k, v).map_err(|m| Refused::new(ResponseError::InvalidConfig, m))?;
@@ -49,11 +57,19 @@ pub fn apply_topic_configs(
 }
 
 /// The response entry for one resource.
-pub fn resource_response(resource_type: i8, name: StrBytesLike, outcome: std::result::Result<(), Refused>) -> AlterConfigsResourceResponse {
-    let r = AlterConfigsResourceResponse::default().with_resource_type(resource_type).with_resource_name(name);
+pub fn resource_response(
+    resource_type: i8,
+    name: StrBytesLike,
+    outcome: std::result::Result<(), Refused>,
+) -> AlterConfigsResourceResponse {
+    let r = AlterConfigsResourceResponse::default()
+        .with_resource_type(resource_type)
+        .with_resource_name(name);
     match outcome {
         Ok(()) => r.with_error_message(None),
-        Err(e) => r.with_error_code(e.error.code()).with_error_message(Some(s(e.message))),
+        Err(e) => r
+            .with_error_code(e.error.code())
+            .with_error_message(Some(s(e.message))),
     }
 }
 
@@ -71,13 +87,26 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                 let configs: BTreeMap<String, String> = r
                     .configs
                     .iter()
-                    .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                    .filter_map(|c| {
+                        c.value
+                            .as_ref()
+                            .map(|v| (c.name.to_string(), v.to_string()))
+                    })
                     .collect();
-                let outcome = apply_topic_configs(&broker, r.resource_type, &r.resource_name, configs, validate_only);
+                let outcome = apply_topic_configs(
+                    &broker,
+                    r.resource_type,
+                    &r.resource_name,
+                    configs,
+                    validate_only,
+                );
                 resource_response(r.resource_type, r.resource_name, outcome)
             })
             .collect::<Vec<_>>()
     })
     .await?;
-    encode(&ctx, &AlterConfigsResponse::default().with_responses(responses))
+    encode(
+        &ctx,
+        &AlterConfigsResponse::default().with_responses(responses),
+    )
 }

@@ -19,7 +19,8 @@ fn valid_software_field(s: &str) -> bool {
     !b.is_empty()
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'.')
 }
 
 /// The advertised API list, derived from the dispatch table.
@@ -40,7 +41,8 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<bytes::BytesM
     let req: ApiVersionsRequest = decode(ctx, body)?;
     let mut resp = ApiVersionsResponse::default().with_api_keys(advertised());
     if ctx.version >= 3
-        && (!valid_software_field(&req.client_software_name) || !valid_software_field(&req.client_software_version))
+        && (!valid_software_field(&req.client_software_name)
+            || !valid_software_field(&req.client_software_version))
     {
         resp = ApiVersionsResponse::default().with_error_code(ResponseError::InvalidRequest.code());
     }

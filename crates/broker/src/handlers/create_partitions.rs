@@ -22,12 +22,15 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             .into_iter()
             .map(|t| {
                 let node = broker.config.node_id;
-                let bad_assignment = t
-                    .assignments
-                    .as_ref()
-                    .is_some_and(|a| a.iter().any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node));
+                let bad_assignment = t.assignments.as_ref().is_some_and(|a| {
+                    a.iter()
+                        .any(|x| x.broker_ids.len() != 1 || x.broker_ids[0].0 != node)
+                });
                 let outcome = if bad_assignment {
-                    Err((ResponseError::InvalidReplicaAssignment, format!("this single-node cluster only has broker {node}")))
+                    Err((
+                        ResponseError::InvalidReplicaAssignment,
+                        format!("this single-node cluster only has broker {node}"),
+                    ))
                 } else {
                     broker
                         .create_partitions(&t.name, t.count, validate_only)
@@ -42,5 +45,8 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             .collect::<Vec<_>>()
     })
     .await?;
-    encode(&ctx, &CreatePartitionsResponse::default().with_results(results))
+    encode(
+        &ctx,
+        &CreatePartitionsResponse::default().with_results(results),
+    )
 }

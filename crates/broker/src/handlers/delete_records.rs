@@ -4,7 +4,9 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{ApiKey, DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::blocking;
@@ -26,12 +28,19 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                     .partitions
                     .into_iter()
                     .map(|p| {
-                        let r = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                        let Some(part) = topic.as_ref().and_then(|x| x.partition(p.partition_index)) else {
-                            return r.with_low_watermark(-1).with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                        let r = DeleteRecordsPartitionResult::default()
+                            .with_partition_index(p.partition_index);
+                        let Some(part) =
+                            topic.as_ref().and_then(|x| x.partition(p.partition_index))
+                        else {
+                            return r
+                                .with_low_watermark(-1)
+                                .with_error_code(ResponseError::UnknownTopicOrPartition.code());
                         };
                         if p.offset > part.end_offset() || p.offset < -1 {
-                            return r.with_low_watermark(-1).with_error_code(ResponseError::OffsetOutOfRange.code());
+                            return r
+                                .with_low_watermark(-1)
+                                .with_error_code(ResponseError::OffsetOutOfRange.code());
                         }
                         match part.delete_records_before(p.offset) {
                             Ok(low) => r.with_low_watermark(low),
@@ -39,7 +48,9 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                         }
                     })
                     .collect();
-                DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+                DeleteRecordsTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
             })
             .collect::<Vec<_>>()
     })

@@ -19,9 +19,15 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let broker = ctx.broker.clone();
     let version = ctx.version;
     let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
-        req.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()
+        req.topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        req.topic_names.into_iter().map(|n| (Some(n.0.to_string()), Uuid::nil())).collect()
+        req.topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
+            .collect()
     };
     let results = blocking(move || {
         targets
@@ -31,7 +37,8 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                     Some(n) => Ok(n.clone()),
                     None => broker.topic_by_id(id).map(|t| t.name.clone()).ok_or(id),
                 };
-                let mut r = DeletableTopicResult::default().with_name(name.clone().map(|n| TopicName(s(n))));
+                let mut r = DeletableTopicResult::default()
+                    .with_name(name.clone().map(|n| TopicName(s(n))));
                 if version >= 6 {
                     r = r.with_topic_id(id);
                 }
@@ -62,5 +69,8 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             .collect::<Vec<_>>()
     })
     .await?;
-    encode(&ctx, &DeleteTopicsResponse::default().with_responses(results))
+    encode(
+        &ctx,
+        &DeleteTopicsResponse::default().with_responses(results),
+    )
 }

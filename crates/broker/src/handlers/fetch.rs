@@ -46,7 +46,11 @@ fn partition_data(index: i32, error: ResponseError) -> PartitionData {
 
 /// Reads every requested partition once; returns the topics and the bytes gathered, and
 /// whether a partition reported an error.
-fn read_all(wanted: &[Wanted], max_bytes: i32, version: i16) -> (Vec<FetchableTopicResponse>, usize, bool) {
+fn read_all(
+    wanted: &[Wanted],
+    max_bytes: i32,
+    version: i16,
+) -> (Vec<FetchableTopicResponse>, usize, bool) {
     let mut total: usize = 0;
     let mut any_error = false;
     let mut topics = Vec::with_capacity(wanted.len());
@@ -55,7 +59,10 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, version: i16) -> (Vec<FetchableTo
         for &(index, offset, partition_max) in &w.partitions {
             let Some(p) = w.topic.as_ref().and_then(|t| t.partition(index)) else {
                 any_error = true;
-                parts.push(partition_data(index, ResponseError::UnknownTopicOrPartition));
+                parts.push(partition_data(
+                    index,
+                    ResponseError::UnknownTopicOrPartition,
+                ));
                 continue;
             };
             let remaining = (max_bytes as i64 - total as i64).max(0);
@@ -96,7 +103,11 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, version: i16) -> (Vec<FetchableTo
             }
             parts.push(data);
         }
-        topics.push(FetchableTopicResponse::default().with_topic(w.name.clone()).with_partitions(parts));
+        topics.push(
+            FetchableTopicResponse::default()
+                .with_topic(w.name.clone())
+                .with_partitions(parts),
+        );
     }
     (topics, total, any_error)
 }
@@ -104,9 +115,11 @@ fn read_all(wanted: &[Wanted], max_bytes: i32, version: i16) -> (Vec<FetchableTo
 /// Whether any requested partition has data past its fetch offset (or is out of range).
 fn has_news(wanted: &[Wanted]) -> bool {
     wanted.iter().any(|w| {
-        w.partitions.iter().any(|&(index, offset, _)| match w.topic.as_ref().and_then(|t| t.partition(index)) {
-            Some(p) => p.end_offset() != offset || offset < p.start_offset(),
-            None => true,
+        w.partitions.iter().any(|&(index, offset, _)| {
+            match w.topic.as_ref().and_then(|t| t.partition(index)) {
+                Some(p) => p.end_offset() != offset || offset < p.start_offset(),
+                None => true,
+            }
         })
     })
 }
@@ -115,7 +128,12 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let req: FetchRequest = decode(&ctx, body)?;
     let broker: Arc<Broker> = ctx.broker.clone();
     let version = ctx.version;
-    let max_bytes = if req.max_bytes <= 0 { i32::MAX } else { req.max_bytes }.min(broker.config.fetch_max_bytes as i32);
+    let max_bytes = if req.max_bytes <= 0 {
+        i32::MAX
+    } else {
+        req.max_bytes
+    }
+    .min(broker.config.fetch_max_bytes as i32);
     let min_bytes = req.min_bytes.max(0) as usize;
     let deadline = Instant::now() + Duration::from_millis(req.max_wait_ms.clamp(0, 300_000) as u64);
     let wanted: Arc<Vec<Wanted>> = Arc::new(
@@ -143,15 +161,22 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
         };
         let now = Instant::now();
         match read {
-            Some((topics, total, any_error)) if total >= min_bytes.max(1) || any_error || now >= deadline => {
+            Some((topics, total, any_error))
+                if total >= min_bytes.max(1) || any_error || now >= deadline =>
+            {
                 break topics
             }
-            None if now >= deadline || min_bytes == 0 => break read_all(&wanted, max_bytes, version).0,
+            None if now >= deadline || min_bytes == 0 => {
+                break read_all(&wanted, max_bytes, version).0
+            }
             Some((topics, _, _)) if min_bytes == 0 => break topics,
             _ => {}
         }
         // Wait for an append (anywhere) or the deadline, then look again.
-        if tokio::time::timeout_at(deadline.into(), appends.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline.into(), appends.changed())
+            .await
+            .is_err()
+        {
             // Deadline: one last read below returns whatever is there.
             let w = wanted.clone();
             break blocking(move || read_all(&w, max_bytes, version)).await?.0;

@@ -32,7 +32,11 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             .coordinator_keys
             .into_iter()
             .map(|key| match error {
-                None => Coordinator::default().with_key(key).with_node_id(node).with_host(host.clone()).with_port(port),
+                None => Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(node)
+                    .with_host(host.clone())
+                    .with_port(port),
                 Some(e) => Coordinator::default()
                     .with_key(key)
                     .with_node_id(BrokerId(-1))
@@ -45,7 +49,10 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
         FindCoordinatorResponse::default().with_coordinators(coordinators)
     } else {
         match error {
-            None => FindCoordinatorResponse::default().with_node_id(node).with_host(host).with_port(port),
+            None => FindCoordinatorResponse::default()
+                .with_node_id(node)
+                .with_host(host)
+                .with_port(port),
             Some(e) => {
                 let mut r = FindCoordinatorResponse::default()
                     .with_error_code(e.code())

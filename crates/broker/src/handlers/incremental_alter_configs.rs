@@ -4,7 +4,9 @@
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-use kafka_protocol::messages::{ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use kafka_protocol::messages::{
+    ApiKey, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
+};
 
 use super::alter_configs::apply_topic_configs;
 use super::{blocking, s};
@@ -14,7 +16,8 @@ use crate::error::Result;
 use crate::topic_config;
 
 /// Dispatch row.
-pub const HANDLER: ApiHandler = crate::handler_row!(ApiKey::IncrementalAlterConfigs, 0, 1, 0, handle);
+pub const HANDLER: ApiHandler =
+    crate::handler_row!(ApiKey::IncrementalAlterConfigs, 0, 1, 0, handle);
 
 async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let req: IncrementalAlterConfigsRequest = decode(&ctx, body)?;
@@ -77,5 +80,8 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             .collect::<Vec<_>>()
     })
     .await?;
-    encode(&ctx, &IncrementalAlterConfigsResponse::default().with_responses(responses))
+    encode(
+        &ctx,
+        &IncrementalAlterConfigsResponse::default().with_responses(responses),
+    )
 }

@@ -18,10 +18,20 @@ pub const HANDLER: ApiHandler = crate::handler_row!(ApiKey::InitProducerId, 0, 5
 async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let req: InitProducerIdRequest = decode(&ctx, body)?;
     let fail = |e: ResponseError| {
-        InitProducerIdResponse::default().with_error_code(e.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1)
+        InitProducerIdResponse::default()
+            .with_error_code(e.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
     };
-    if req.transactional_id.as_ref().is_some_and(|t| !t.0.is_empty()) {
-        return encode(&ctx, &fail(ResponseError::TransactionalIdAuthorizationFailed));
+    if req
+        .transactional_id
+        .as_ref()
+        .is_some_and(|t| !t.0.is_empty())
+    {
+        return encode(
+            &ctx,
+            &fail(ResponseError::TransactionalIdAuthorizationFailed),
+        );
     }
     if req.producer_id.0 >= 0 && req.producer_epoch >= 0 && req.producer_epoch < i16::MAX - 1 {
         // KIP-360: an idempotent producer bumps its own epoch after an error.
@@ -32,7 +42,9 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     }
     let broker = ctx.broker.clone();
     let resp = match blocking(move || broker.next_producer_id()).await? {
-        Ok(id) => InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
         Err(e) => {
             tracing::error!(error = %e, "Cannot allocate a producer id.");
             fail(e.kafka_error())

@@ -4,7 +4,9 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ApiKey, ListOffsetsRequest, ListOffsetsResponse};
 
 use super::blocking;
@@ -35,11 +37,20 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                     .partitions
                     .into_iter()
                     .map(|p| {
-                        let Some(part) = topic.as_ref().and_then(|tp| tp.partition(p.partition_index)) else {
-                            return partition_error(p.partition_index, ResponseError::UnknownTopicOrPartition);
+                        let Some(part) = topic
+                            .as_ref()
+                            .and_then(|tp| tp.partition(p.partition_index))
+                        else {
+                            return partition_error(
+                                p.partition_index,
+                                ResponseError::UnknownTopicOrPartition,
+                            );
                         };
                         if version >= 4 && p.current_leader_epoch > 0 {
-                            return partition_error(p.partition_index, ResponseError::UnknownLeaderEpoch);
+                            return partition_error(
+                                p.partition_index,
+                                ResponseError::UnknownLeaderEpoch,
+                            );
                         }
                         match part.list_offset(p.timestamp) {
                             Ok((offset, timestamp)) => {
@@ -56,7 +67,9 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                         }
                     })
                     .collect();
-                ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+                ListOffsetsTopicResponse::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
             })
             .collect::<Vec<_>>()
     })

@@ -7,7 +7,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{ApiKey, BrokerId, MetadataRequest, MetadataResponse, TopicName};
 
 use super::{blocking, s};
@@ -43,7 +45,11 @@ pub fn topic_metadata(broker: &Broker, topic: &Topic, version: i16) -> MetadataR
     t
 }
 
-fn error_topic(name: Option<String>, id: uuid::Uuid, error: ResponseError) -> MetadataResponseTopic {
+fn error_topic(
+    name: Option<String>,
+    id: uuid::Uuid,
+    error: ResponseError,
+) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_error_code(error.code())
         .with_name(name.map(|n| TopicName(s(n))))
@@ -58,23 +64,43 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
         Some(list) if list.is_empty() && version == 0 => None,
-        Some(list) => Some(list.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()),
+        Some(list) => Some(
+            list.into_iter()
+                .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+                .collect(),
+        ),
     };
     let b = broker.clone();
     let topics = blocking(move || -> Vec<MetadataResponseTopic> {
         match wanted {
-            None => b.topics().iter().map(|t| topic_metadata(&b, t, version)).collect(),
+            None => b
+                .topics()
+                .iter()
+                .map(|t| topic_metadata(&b, t, version))
+                .collect(),
             Some(list) => list
                 .into_iter()
                 .map(|(name, id)| match name {
                     Some(name) => {
                         if validate_topic_name(&name).is_err() {
-                            return error_topic(Some(name), uuid::Uuid::nil(), ResponseError::InvalidTopicException);
+                            return error_topic(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ResponseError::InvalidTopicException,
+                            );
                         }
-                        let found: Option<Arc<Topic>> = if auto_create { b.auto_create(&name) } else { b.topic(&name) };
+                        let found: Option<Arc<Topic>> = if auto_create {
+                            b.auto_create(&name)
+                        } else {
+                            b.topic(&name)
+                        };
                         match found {
                             Some(t) => topic_metadata(&b, &t, version),
-                            None => error_topic(Some(name), uuid::Uuid::nil(), ResponseError::UnknownTopicOrPartition),
+                            None => error_topic(
+                                Some(name),
+                                uuid::Uuid::nil(),
+                                ResponseError::UnknownTopicOrPartition,
+                            ),
                         }
                     }
                     None => match b.topic_by_id(id) {

@@ -30,6 +30,10 @@ pub(crate) fn s(v: impl Into<String>) -> StrBytes {
 }
 
 /// Runs blocking work (file I/O, fsync) off the runtime threads.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| BrokerError::Task(e.to_string()))
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BrokerError::Task(e.to_string()))
 }

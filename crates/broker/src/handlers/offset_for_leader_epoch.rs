@@ -4,7 +4,9 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
 use kafka_protocol::messages::{ApiKey, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
 
 use crate::dispatch::{decode, encode, ApiHandler, RequestContext};
@@ -27,10 +29,16 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                 .map(|p| {
                     let r = EpochEndOffset::default().with_partition(p.partition);
                     let Some(part) = topic.as_ref().and_then(|x| x.partition(p.partition)) else {
-                        return r.with_error_code(ResponseError::UnknownTopicOrPartition.code()).with_leader_epoch(-1).with_end_offset(-1);
+                        return r
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
                     };
                     if p.current_leader_epoch > 0 {
-                        return r.with_error_code(ResponseError::UnknownLeaderEpoch.code()).with_leader_epoch(-1).with_end_offset(-1);
+                        return r
+                            .with_error_code(ResponseError::UnknownLeaderEpoch.code())
+                            .with_leader_epoch(-1)
+                            .with_end_offset(-1);
                     }
                     if p.leader_epoch > 0 {
                         return r.with_leader_epoch(-1).with_end_offset(-1);
@@ -38,8 +46,13 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                     r.with_leader_epoch(0).with_end_offset(part.end_offset())
                 })
                 .collect();
-            OffsetForLeaderTopicResult::default().with_topic(t.topic).with_partitions(partitions)
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
         })
         .collect();
-    encode(&ctx, &OffsetForLeaderEpochResponse::default().with_topics(topics))
+    encode(
+        &ctx,
+        &OffsetForLeaderEpochResponse::default().with_topics(topics),
+    )
 }

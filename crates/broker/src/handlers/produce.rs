@@ -25,7 +25,12 @@ use crate::partition::{AppendRefused, AppendResult, Partition};
 /// Dispatch row.
 pub const HANDLER: ApiHandler = crate::handler_row!(ApiKey::Produce, 3, 12, 0, handle);
 
-fn partition_error(index: i32, error: ResponseError, message: Option<String>, version: i16) -> PartitionProduceResponse {
+fn partition_error(
+    index: i32,
+    error: ResponseError,
+    message: Option<String>,
+    version: i16,
+) -> PartitionProduceResponse {
     let mut p = PartitionProduceResponse::default()
         .with_index(index)
         .with_error_code(error.code())
@@ -49,27 +54,44 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let acks = req.acks;
     let broker: Arc<Broker> = ctx.broker.clone();
     let request_error = if !matches!(acks, -1..=1) {
-        Some((ResponseError::InvalidRequiredAcks, format!("acks={acks} is not one of -1, 0, 1")))
+        Some((
+            ResponseError::InvalidRequiredAcks,
+            format!("acks={acks} is not one of -1, 0, 1"),
+        ))
     } else if req.transactional_id.is_some() {
-        Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported".to_string()))
+        Some((
+            ResponseError::TransactionalIdAuthorizationFailed,
+            "transactions are not supported".to_string(),
+        ))
     } else {
         None
     };
-    let mut plan: Vec<(kafka_protocol::messages::TopicName, Vec<Work>)> = Vec::with_capacity(req.topic_data.len());
+    let mut plan: Vec<(kafka_protocol::messages::TopicName, Vec<Work>)> =
+        Vec::with_capacity(req.topic_data.len());
     for topic in req.topic_data {
         let found = broker.topic(&topic.name);
         let mut works = Vec::with_capacity(topic.partition_data.len());
         for pd in topic.partition_data {
             let index = pd.index;
-            let err = |e: ResponseError, m: String| Work::Done(partition_error(index, e, Some(m), version));
+            let err = |e: ResponseError, m: String| {
+                Work::Done(partition_error(index, e, Some(m), version))
+            };
             let work = if let Some((e, m)) = &request_error {
                 err(*e, m.clone())
             } else {
                 match (&found, pd.records) {
-                    (None, _) => err(ResponseError::UnknownTopicOrPartition, format!("unknown topic {:?}", topic.name.0.as_str())),
+                    (None, _) => err(
+                        ResponseError::UnknownTopicOrPartition,
+                        format!("unknown topic {:?}", topic.name.0.as_str()),
+                    ),
                     (Some(t), records) => match (t.partition(index), records) {
-                        (None, _) => err(ResponseError::UnknownTopicOrPartition, format!("unknown partition {index}")),
-                        (Some(_), None) => err(ResponseError::CorruptMessage, "null records".into()),
+                        (None, _) => err(
+                            ResponseError::UnknownTopicOrPartition,
+                            format!("unknown partition {index}"),
+                        ),
+                        (Some(_), None) => {
+                            err(ResponseError::CorruptMessage, "null records".into())
+                        }
                         (Some(p), Some(records)) => match batch::parse_header(&records) {
                             Some(h) if h.compression() == 4 && version < 7 => err(
                                 ResponseError::UnsupportedCompressionType,
@@ -85,7 +107,9 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
         plan.push((topic.name, works));
     }
     let now = Broker::now_ms();
-    let any_append = plan.iter().any(|(_, w)| w.iter().any(|w| matches!(w, Work::Append(..))));
+    let any_append = plan
+        .iter()
+        .any(|(_, w)| w.iter().any(|w| matches!(w, Work::Append(..))));
     let responses = blocking(move || {
         plan.into_iter()
             .map(|(name, works)| {
