@@ -43,6 +43,8 @@ pub enum SourceType {
     SpoolDir,
     /// `TAILDIR`
     Taildir,
+    /// `org.apache.flume.source.kafka.KafkaSource`
+    Kafka,
 }
 
 const SOURCES: &[Row<SourceType>] = &[
@@ -87,7 +89,11 @@ const SOURCES: &[Row<SourceType>] = &[
         "org.apache.flume.source.taildir.TaildirSource",
         Some(SourceType::Taildir),
     ),
-    ("", "org.apache.flume.source.kafka.KafkaSource", None),
+    (
+        "",
+        "org.apache.flume.source.kafka.KafkaSource",
+        Some(SourceType::Kafka),
+    ),
     ("", "org.apache.flume.source.StressSource", None),
 ];
 
@@ -134,6 +140,8 @@ pub enum SinkType {
     Logger,
     /// `file_roll`
     FileRoll,
+    /// `org.apache.flume.sink.kafka.KafkaSink`
+    Kafka,
 }
 
 const SINKS: &[Row<SinkType>] = &[
@@ -170,7 +178,11 @@ const SINKS: &[Row<SinkType>] = &[
     ),
     ("hive", "org.apache.flume.sink.hive.HiveSink", None),
     ("http", "org.apache.flume.sink.http.HttpSink", None),
-    ("", "org.apache.flume.sink.kafka.KafkaSink", None),
+    (
+        "",
+        "org.apache.flume.sink.kafka.KafkaSink",
+        Some(SinkType::Kafka),
+    ),
 ];
 
 /// Resolves a sink `type`.

@@ -2,6 +2,7 @@
 //! committed only after the write succeeded (at-least-once).
 
 pub mod file_roll;
+pub mod kafka;
 pub mod logger;
 pub mod null;
 pub mod processor;
@@ -52,6 +53,8 @@ pub enum SinkConfig {
     Logger(logger::LoggerConfig),
     /// `file_roll`
     FileRoll(file_roll::FileRollConfig),
+    /// `org.apache.flume.sink.kafka.KafkaSink`
+    Kafka(kafka::KafkaSinkConfig),
 }
 
 impl SinkConfig {
@@ -68,6 +71,9 @@ impl SinkConfig {
             Resolved::Builtin(SinkType::FileRoll) => Ok(SinkConfig::FileRoll(
                 file_roll::FileRollConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SinkType::Kafka) => Ok(SinkConfig::Kafka(
+                kafka::KafkaSinkConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -77,6 +83,7 @@ impl SinkConfig {
         match self {
             SinkConfig::Null(c) => Some((c.batch_size, "batchSize")),
             SinkConfig::FileRoll(c) => Some((c.batch_size, "sink.batchSize")),
+            SinkConfig::Kafka(c) => Some((c.batch_size, "flumeBatchSize")),
             SinkConfig::Logger(_) => None,
         }
     }
@@ -87,6 +94,7 @@ impl SinkConfig {
             SinkConfig::Null(c) => Box::new(c.build(name, channel)),
             SinkConfig::Logger(c) => Box::new(c.build(name, channel)),
             SinkConfig::FileRoll(c) => Box::new(c.build(name, channel)?),
+            SinkConfig::Kafka(c) => Box::new(c.build(name, channel)?),
         })
     }
 }

@@ -5,6 +5,7 @@
 //! returns the running [`Source`]; `run` only does runtime work, until `shutdown`.
 
 pub mod exec;
+pub mod kafka;
 pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
@@ -56,6 +57,8 @@ pub enum SourceConfig {
     SpoolDir(spooldir::SpoolDirConfig),
     /// `TAILDIR`
     Taildir(taildir::TaildirConfig),
+    /// `org.apache.flume.source.kafka.KafkaSource`
+    Kafka(kafka::KafkaSourceConfig),
 }
 
 impl SourceConfig {
@@ -81,6 +84,9 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Taildir) => Ok(SourceConfig::Taildir(
                 taildir::TaildirConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SourceType::Kafka) => Ok(SourceConfig::Kafka(
+                kafka::KafkaSourceConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -93,6 +99,7 @@ impl SourceConfig {
             SourceConfig::Exec(c) => Some(c.batch_size),
             SourceConfig::SpoolDir(c) => Some(c.batch_size),
             SourceConfig::Taildir(c) => Some(c.batch_size),
+            SourceConfig::Kafka(c) => Some(c.batch_size),
             _ => None,
         }
     }
@@ -106,6 +113,7 @@ impl SourceConfig {
             SourceConfig::Exec(c) => Box::new(c.build(name)),
             SourceConfig::SpoolDir(c) => Box::new(c.build(name)?),
             SourceConfig::Taildir(c) => Box::new(c.build(name)?),
+            SourceConfig::Kafka(c) => Box::new(c.build(name)?),
         })
     }
 }
