@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tokio_util::sync::CancellationToken;
 
@@ -119,7 +119,7 @@ impl KafkaSourceConfig {
 
     /// Creates the consumer (a bad `kafka.consumer.*` key fails here, at start).
     pub fn build(self, name: &str) -> Result<KafkaSource> {
-        let consumer: StreamConsumer = self.client.create().map_err(|e| {
+        let consumer: BaseConsumer = self.client.create().map_err(|e| {
             FlowError::config(
                 format!("source {name}"),
                 "kafka.consumer.*",
@@ -140,20 +140,22 @@ impl KafkaSourceConfig {
 pub struct KafkaSource {
     name: String,
     config: KafkaSourceConfig,
-    consumer: Arc<StreamConsumer>,
+    consumer: Arc<BaseConsumer>,
     counter: Arc<CounterGroup>,
 }
 
 /// Subscribes (with a group coordinator) or assigns the topics' partitions directly; the
-/// assignment is refreshed on every call. Blocking (metadata requests): run off the runtime.
+/// assignment is refreshed on every call. `positions` holds the next offset of every
+/// directly assigned partition (`None`: not read yet). Blocking: run off the runtime.
 fn join_topics(
-    consumer: &StreamConsumer,
+    consumer: &BaseConsumer,
     topics: &Topics,
     groups: bool,
-    assigned: &mut Vec<(String, i32)>,
+    positions: &mut BTreeMap<(String, i32), Option<i64>>,
+    start: Offset,
 ) -> Result<(), rdkafka::error::KafkaError> {
     if groups {
-        if assigned.is_empty() {
+        if positions.is_empty() {
             match topics {
                 Topics::List(l) => {
                     let names: Vec<&str> = l.iter().map(String::as_str).collect();
@@ -161,34 +163,65 @@ fn join_topics(
                 }
                 Topics::Regex(r) => consumer.subscribe(&[r.as_str()])?,
             }
-            assigned.push((String::new(), -1));
+            positions.insert((String::new(), -1), None);
         }
         return Ok(());
     }
     let md = consumer.fetch_metadata(None, Duration::from_secs(5))?;
-    let mut found: Vec<(String, i32)> = Vec::new();
+    let mut changed = false;
     for t in md.topics() {
         if t.error().is_none() && topics.matches(t.name()) {
             for p in t.partitions() {
-                found.push((t.name().to_string(), p.id()));
+                let key = (t.name().to_string(), p.id());
+                if !positions.contains_key(&key) {
+                    positions.insert(key, None);
+                    changed = true;
+                }
             }
         }
     }
-    found.sort();
-    let new: Vec<&(String, i32)> = found.iter().filter(|k| !assigned.contains(k)).collect();
-    if new.is_empty() {
-        return Ok(());
+    if changed {
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), next) in positions.iter() {
+            tpl.add_partition_offset(t, *p, next.map_or(start, Offset::Offset))?;
+        }
+        consumer.assign(&tpl)?;
     }
-    let mut tpl = TopicPartitionList::new();
-    for (t, p) in &new {
-        tpl.add_partition(t, *p);
-    }
-    consumer.incremental_assign(&tpl)?;
-    assigned.extend(new.into_iter().cloned());
     Ok(())
 }
 
-fn groups_supported(consumer: &StreamConsumer) -> bool {
+/// One batch read from Kafka: (payload, key, topic, partition, offset) per record.
+type Polled = Vec<(Vec<u8>, Option<Vec<u8>>, String, i32, i64)>;
+
+/// Polls up to `max` records within `within`. Blocking: run off the runtime.
+fn poll_batch(consumer: &BaseConsumer, max: usize, within: Duration) -> Polled {
+    let deadline = std::time::Instant::now() + within;
+    let mut out = Vec::new();
+    while out.len() < max {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match consumer.poll(left.min(Duration::from_millis(100))) {
+            Some(Ok(m)) => out.push((
+                m.payload().unwrap_or_default().to_vec(),
+                m.key().map(<[u8]>::to_vec),
+                m.topic().to_string(),
+                m.partition(),
+                m.offset(),
+            )),
+            Some(Err(error)) => tracing::debug!(%error, "Kafka consumer error."),
+            None => {
+                if !out.is_empty() {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+fn groups_supported(consumer: &BaseConsumer) -> bool {
     match consumer.fetch_group_list(None, Duration::from_secs(5)) {
         Ok(_) => true,
         Err(e) => !matches!(
@@ -216,7 +249,7 @@ impl Source for KafkaSource {
             if !groups {
                 tracing::warn!(source = %self.name, "The Kafka cluster has no group coordinator: reading every partition directly; positions are not stored.");
             }
-            let mut assigned: Vec<(String, i32)> = Vec::new();
+            let mut assigned: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
             let mut next_join = tokio::time::Instant::now();
             let mut backoffs = 0u32;
             'outer: while !shutdown.is_cancelled() {
@@ -226,8 +259,15 @@ impl Source for KafkaSource {
                         self.config.topics.clone(),
                         std::mem::take(&mut assigned),
                     );
+                    // Without a coordinator the start comes from auto.offset.reset: asking
+                    // for stored offsets makes librdkafka 2.12 crash on the refused
+                    // OffsetFetch (rdkafka_assignment.c:319).
+                    let start = match self.config.client.get("auto.offset.reset") {
+                        Some("earliest" | "smallest" | "beginning") => Offset::Beginning,
+                        _ => Offset::End,
+                    };
                     let joined = tokio::task::spawn_blocking(move || {
-                        let r = join_topics(&c, &t, groups, &mut a);
+                        let r = join_topics(&c, &t, groups, &mut a, start);
                         (r, a)
                     })
                     .await;
@@ -250,53 +290,51 @@ impl Source for KafkaSource {
                     }
                     continue;
                 }
-                let mut events = Vec::new();
+                let (c, max, within) = (
+                    self.consumer.clone(),
+                    self.config.batch_size,
+                    self.config.batch_duration.min(Duration::from_millis(500)),
+                );
+                let polled = tokio::select! {
+                    _ = shutdown.cancelled() => break 'outer,
+                    r = tokio::task::spawn_blocking(move || poll_batch(&c, max, within)) => r.unwrap_or_default(),
+                };
+                let mut events = Vec::with_capacity(polled.len());
                 let mut offsets: BTreeMap<(String, i32), i64> = BTreeMap::new();
-                let deadline = tokio::time::Instant::now() + self.config.batch_duration;
-                while events.len() < self.config.batch_size {
-                    let got = tokio::select! {
-                        _ = shutdown.cancelled() => break 'outer,
-                        r = tokio::time::timeout_at(deadline, self.consumer.recv()) => r,
-                    };
-                    let m = match got {
-                        Err(_) => break,
-                        Ok(Err(error)) => {
-                            tracing::debug!(%error, "Kafka consumer error.");
-                            break;
-                        }
-                        Ok(Ok(m)) => m,
-                    };
-                    let payload = m.payload().unwrap_or_default();
+                for (payload, key, topic, partition, offset) in polled {
                     let mut event = match self.config.use_flume_event_format {
-                        true => match decode_flume_event(payload) {
+                        true => match decode_flume_event(&payload) {
                             Some((headers, body)) => Event {
                                 headers,
                                 body: Bytes::from(body),
                             },
                             None => {
                                 self.counter.add("EventReadFail", 1);
-                                tracing::warn!(topic = m.topic(), offset = m.offset(), "Record is not an AvroFlumeEvent; passing its bytes as the body.");
-                                Event::new(Bytes::copy_from_slice(payload))
+                                tracing::warn!(%topic, offset, "Record is not an AvroFlumeEvent; passing its bytes as the body.");
+                                Event::new(Bytes::from(payload))
                             }
                         },
-                        false => Event::new(Bytes::copy_from_slice(payload)),
+                        false => Event::new(Bytes::from(payload)),
                     };
                     let h = &mut event.headers;
                     h.entry("timestamp".into())
                         .or_insert_with(|| now_ms().to_string());
                     if self.config.set_topic_header {
                         h.entry(self.config.topic_header.clone())
-                            .or_insert_with(|| m.topic().to_string());
+                            .or_insert_with(|| topic.clone());
                     }
                     h.entry("partition".into())
-                        .or_insert_with(|| m.partition().to_string());
+                        .or_insert_with(|| partition.to_string());
                     h.entry("offset".into())
-                        .or_insert_with(|| m.offset().to_string());
-                    if let Some(k) = m.key() {
+                        .or_insert_with(|| offset.to_string());
+                    if let Some(k) = key {
                         h.entry("key".into())
-                            .or_insert_with(|| String::from_utf8_lossy(k).into_owned());
+                            .or_insert_with(|| String::from_utf8_lossy(&k).into_owned());
                     }
-                    offsets.insert((m.topic().to_string(), m.partition()), m.offset() + 1);
+                    if !groups {
+                        assigned.insert((topic.clone(), partition), Some(offset + 1));
+                    }
+                    offsets.insert((topic, partition), offset + 1);
                     events.push(event);
                 }
                 if events.is_empty() {
@@ -337,6 +375,13 @@ impl Source for KafkaSource {
                 }
             }
             self.counter.stop();
+            // Close the consumer off the runtime (librdkafka's close blocks).
+            let consumer = self.consumer;
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = consumer.unassign();
+                drop(consumer);
+            })
+            .await;
         })
     }
 }
