@@ -170,3 +170,68 @@ def test_sigterm_drains_the_channel(flumen_bin, tmp_path):
     finally:
         assert agent.stop() == 0
     assert len(read_dir(out).splitlines()) == 300
+
+
+def test_reload_on_change(flumen_bin, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    base = (netcat_head(port) + "a1.channels = c1\na1.sinks = k1\n" + memory()
+            + file_roll("k1", "c1", out, "a1.sinks.k1.sink.serializer = header_and_text\n"))
+    agent = Agent(flumen_bin, tmp_path, base, extra=["--poll-interval", "1"])
+    try:
+        agent.wait_port(port)
+        assert netcat_lines(port, [b"before\n"]) == b"OK\n"
+        wait_until(lambda: read_dir(out) == "{} before\n", what="first event")
+        agent.conf.write_text(base + "a1.sources.r1.interceptors = s\na1.sources.r1.interceptors.s.type = static\n"
+                              "a1.sources.r1.interceptors.s.key = v\na1.sources.r1.interceptors.s.value = 2\n")
+        agent.wait_log("Reusing Channel c1", timeout=10)
+        agent.wait_port(port)
+        assert netcat_lines(port, [b"after\n"]) == b"OK\n"
+        wait_until(lambda: "{v=2} after\n" in read_dir(out), what="event through the reloaded config")
+    finally:
+        assert agent.stop() == 0
+
+
+def test_load_balance_round_robin(flumen_bin, tmp_path):
+    d1, d2 = tmp_path / "k1", tmp_path / "k2"
+    d1.mkdir()
+    d2.mkdir()
+    port = free_port()
+    conf = (netcat_head(port) + "a1.channels = c1\na1.sinks = k1 k2\n" + memory()
+            + file_roll("k1", "c1", d1, "a1.sinks.k1.sink.batchSize = 1\n")
+            + file_roll("k2", "c1", d2, "a1.sinks.k2.sink.batchSize = 1\n")
+            + "a1.sinkgroups = g1\na1.sinkgroups.g1.sinks = k1 k2\na1.sinkgroups.g1.processor.type = load_balance\n"
+            + "a1.sinkgroups.g1.processor.selector = round_robin\n")
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_port(port)
+        lines = [b"e%d\n" % i for i in range(20)]
+        assert netcat_lines(port, lines) == b"OK\n" * 20
+        wait_until(lambda: len((read_dir(d1) + read_dir(d2)).split()) == 20, what="all events delivered")
+        assert read_dir(d1) and read_dir(d2), "both sinks got events"
+    finally:
+        assert agent.stop() == 0
+
+
+def test_spooldir_tracker_dir_and_youngest_first(flumen_bin, tmp_path):
+    import os
+    spool, out = tmp_path / "spool", tmp_path / "out"
+    spool.mkdir()
+    out.mkdir()
+    (spool / "old.log").write_text("old\n")
+    os.utime(spool / "old.log", (1_000_000, 1_000_000))
+    (spool / "new.log").write_text("new\n")
+    conf = ("a1.sources = r1\na1.channels = c1\na1.sinks = k1\n"
+            f"a1.sources.r1.type = spooldir\na1.sources.r1.spoolDir = {spool}\n"
+            "a1.sources.r1.trackingPolicy = tracker_dir\na1.sources.r1.consumeOrder = youngest\n"
+            "a1.sources.r1.pollDelay = 50\na1.sources.r1.channels = c1\n" + memory() + file_roll("k1", "c1", out))
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        tracker = spool / ".flumespool"
+        wait_until(lambda: (tracker / "old.log.COMPLETED").exists() and (tracker / "new.log.COMPLETED").exists(),
+                   what="tracker markers")
+        wait_until(lambda: read_dir(out) == "new\nold\n", what="youngest first")
+        assert (spool / "old.log").exists() and (spool / "new.log").exists()  # not renamed
+    finally:
+        assert agent.stop() == 0

@@ -73,3 +73,29 @@ def test_netcat_max_line_length_and_pipelined_oks(flumen_bin, tmp_path):
             assert s.recv(10) == b""  # connection closed
     finally:
         agent.stop()
+
+
+def test_netcat_failed_when_channel_full(flumen_bin, tmp_path):
+    port = free_port()
+    # No sink drains c1 (capacity 2, keep-alive 0): the third line is refused.
+    conf = (example_conf(port).replace("a1.sinks.k1.channel = c1", "a1.sinks.k1.channel = c9")
+            .replace("capacity = 1000", "capacity = 2").replace("transactionCapacity = 100", "transactionCapacity = 2")
+            + "a1.channels.c1.keep-alive = 0\n")
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_port(port)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            f = s.makefile("rwb")
+            for line, want in ((b"a\n", b"OK\n"), (b"b\n", b"OK\n")):
+                f.write(line)
+                f.flush()
+                assert f.readline() == want
+            f.write(b"c\n")
+            f.flush()
+            reply = f.readline()
+            assert reply.startswith(b"FAILED: Space for commit to queue couldn't be acquired"), reply
+            f.write(b"d\n")  # the connection stays open
+            f.flush()
+            assert f.readline().startswith(b"FAILED: ")
+    finally:
+        agent.stop()

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use flumen_flow::agent::{self, MonitoringConfig, Plan};
 use flumen_flow::config::{Properties, Severity};
+use flumen_flow::monitoring::Registry;
 
 /// Arguments of `flumen agent`, as `flume-ng agent` takes them.
 #[derive(clap::Args, Debug)]
@@ -19,6 +20,10 @@ pub struct AgentArgs {
     /// The agent's configuration file (repeatable: merged in order, later files win).
     #[arg(short = 'f', long = "conf-file")]
     pub conf_file: Vec<PathBuf>,
+    /// Configuration URIs (Flume 1.10+ `-u/--conf-uri`, repeatable). Only `file:` URIs are
+    /// supported; as in Flume's code, `--conf-file` is ignored when any URI is given.
+    #[arg(short = 'u', long = "conf-uri")]
+    pub conf_uri: Vec<String>,
     /// The name of the agent to run.
     #[arg(short = 'n', long = "name")]
     pub name: Option<String>,
@@ -36,6 +41,13 @@ pub struct AgentArgs {
     /// (non-zero when anything would be dropped).
     #[arg(long = "check")]
     pub check: bool,
+    /// Flume's extra Java classpath (`-C/--classpath`): accepted and ignored (plugins are
+    /// Java classes Flumen cannot load).
+    #[arg(short = 'C', long = "classpath", hide = true)]
+    pub classpath: Option<String>,
+    /// Flume's `--plugins-path`: accepted and ignored.
+    #[arg(long = "plugins-path", hide = true)]
+    pub plugins_path: Option<String>,
     /// Seconds to let sinks drain the channels on SIGTERM before stopping them.
     #[arg(long = "drain-timeout", default_value_t = 10)]
     pub drain_timeout: u64,
@@ -50,24 +62,62 @@ fn system_properties(defs: &[String]) -> HashMap<String, String> {
         .collect()
 }
 
-/// The log level from `flume.root.logger` (`INFO,console`), else `RUST_LOG`, else INFO.
+/// Logging from `flume.root.logger` (`LEVEL,console` or `LEVEL,LOGFILE`), else `RUST_LOG`,
+/// else INFO to stderr. `LOGFILE` appends to `${flume.log.dir}/${flume.log.file}` (Flume's
+/// defaults `./logs` and `flume.log`). Unlike Flume, the default is the console.
 fn init_logging(system: &HashMap<String, String>) {
-    let level = system
-        .get("flume.root.logger")
-        .and_then(|v| v.split(',').next())
-        .map(|l| match l.trim().to_ascii_uppercase().as_str() {
+    let root = system.get("flume.root.logger");
+    let level = root.and_then(|v| v.split(',').next()).map(|l| {
+        match l.trim().to_ascii_uppercase().as_str() {
             "TRACE" | "ALL" => "trace",
             "DEBUG" => "debug",
             "WARN" => "warn",
             "ERROR" | "FATAL" => "error",
             "OFF" => "off",
             _ => "info",
-        });
+        }
+    });
     let filter = match level {
         Some(l) => tracing_subscriber::EnvFilter::new(l),
         None => tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
     };
+    let to_file = root.is_some_and(|r| {
+        r.split(',')
+            .skip(1)
+            .any(|a| a.trim().eq_ignore_ascii_case("LOGFILE"))
+    });
+    if to_file {
+        let dir = system
+            .get("flume.log.dir")
+            .cloned()
+            .unwrap_or_else(|| "./logs".into());
+        let file = system
+            .get("flume.log.file")
+            .cloned()
+            .unwrap_or_else(|| "flume.log".into());
+        let path = std::path::Path::new(&dir).join(file);
+        let opened = std::fs::create_dir_all(&dir).and_then(|_| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+        });
+        match opened {
+            Ok(f) => {
+                let _ = tracing_subscriber::fmt()
+                    .with_env_filter(filter)
+                    .with_writer(std::sync::Mutex::new(f))
+                    .with_ansi(false)
+                    .try_init();
+                return;
+            }
+            Err(e) => eprintln!(
+                "flumen: cannot open log file {}: {e}; logging to stderr",
+                path.display()
+            ),
+        }
+    }
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -80,18 +130,19 @@ fn load(args: &AgentArgs, system: &HashMap<String, String>) -> anyhow::Result<(P
         .name
         .clone()
         .context("missing required option --name (-n): the agent to run")?;
+    let files = config_files(args)?;
     anyhow::ensure!(
-        !args.conf_file.is_empty(),
+        !files.is_empty(),
         "missing required option --conf-file (-f): the configuration file"
     );
-    for f in &args.conf_file {
+    for f in &files {
         anyhow::ensure!(
             f.exists(),
             "The specified configuration file does not exist: {}",
             f.display()
         );
     }
-    let props = Properties::load(&args.conf_file, system)?;
+    let props = Properties::load(&files, system)?;
     Ok((agent::plan(&props, &name), name))
 }
 
@@ -120,6 +171,11 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     if args.conf.is_none() && !args.check {
         tracing::warn!("No configuration directory set! Use --conf <dir> to override.");
     }
+    if args.classpath.is_some() || args.plugins_path.is_some() {
+        tracing::warn!(
+            "--classpath/--plugins-path are ignored: Flumen runs its built-in components only."
+        );
+    }
     let (plan, name) = load(&args, &system)?;
     if args.check {
         print_check(&plan, &name);
@@ -147,22 +203,93 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .thread_name("flumen-agent")
         .build()?;
     runtime.block_on(async move {
-        let running = agent::start(&plan, monitoring).await?;
+        let registry = Registry::default();
+        let monitor = match &monitoring {
+            Some(m) => Some(agent::start_monitoring(m, &registry).await?),
+            None => None,
+        };
+        let mut running = agent::start_with(&plan, &registry, &HashMap::new()).await?;
+        let mut current = plan;
         tracing::info!(agent = %name, "Agent started.");
-        if !args.no_reload_conf {
-            tracing::debug!(
-                interval = args.poll_interval,
-                "Configuration reload by polling is not implemented yet; the configuration is read once."
-            );
+        let files = config_files(&args)?;
+        let mut seen = mtimes(&files);
+        let poll = Duration::from_secs(args.poll_interval.max(1));
+        let mut signal = std::pin::pin!(wait_for_signal());
+        loop {
+            tokio::select! {
+                _ = &mut signal => break,
+                _ = tokio::time::sleep(poll), if !args.no_reload_conf => {
+                    let now = mtimes(&files);
+                    if now == seen {
+                        continue;
+                    }
+                    seen = now;
+                    let next = match load(&args, &system) {
+                        Ok((next, _)) => next,
+                        Err(error) => {
+                            tracing::error!(%error, "Failed to load configuration data; keeping the current configuration.");
+                            continue;
+                        }
+                    };
+                    tracing::info!(agent = %name, "Reloading configuration: the files changed.");
+                    for p in &next.config.problems {
+                        match p.severity {
+                            Severity::Warning => tracing::warn!("{}", p.message),
+                            Severity::Error => tracing::error!("{}", p.message),
+                        }
+                    }
+                    let channels = running.stop_for_reload().await;
+                    running = match agent::start_with(&next, &registry, &channels).await {
+                        Ok(r) => {
+                            current = next;
+                            r
+                        }
+                        Err(error) => {
+                            tracing::error!(%error, "The new configuration failed to start; going back to the previous one.");
+                            agent::start_with(&current, &registry, &channels).await?
+                        }
+                    };
+                }
+            }
         }
-        wait_for_signal().await;
         tracing::info!(agent = %name, "Stopping: sources first, then draining channels.");
         running
             .shutdown(Duration::from_secs(args.drain_timeout))
             .await;
+        if let Some(m) = monitor {
+            m.cancel();
+        }
         tracing::info!(agent = %name, "Agent stopped.");
         anyhow::Ok(())
     })
+}
+
+/// The configuration files: `--conf-uri` (`file:` only) when given, else `--conf-file`.
+fn config_files(args: &AgentArgs) -> anyhow::Result<Vec<PathBuf>> {
+    if args.conf_uri.is_empty() {
+        return Ok(args.conf_file.clone());
+    }
+    if !args.conf_file.is_empty() {
+        tracing::warn!("--conf-file is ignored because --conf-uri is given (as Flume does).");
+    }
+    args.conf_uri
+        .iter()
+        .map(|u| {
+            let path = u
+                .strip_prefix("file://")
+                .or_else(|| u.strip_prefix("file:"))
+                .with_context(|| format!("--conf-uri {u}: only file: URIs are supported"))?;
+            Ok(PathBuf::from(path))
+        })
+        .collect()
+}
+
+/// Modification times of the configuration files (a change triggers a reload).
+fn mtimes(files: &[PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files
+        .iter()
+        .map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok())
+        .collect()
 }
 
 async fn wait_for_signal() {

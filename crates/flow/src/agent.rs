@@ -264,45 +264,79 @@ pub struct RunningAgent {
     drain: CancellationToken,
     sinks_stop: CancellationToken,
     sinks: JoinSet<()>,
-    channels: Vec<Arc<MemoryChannel>>,
-    monitor_stop: CancellationToken,
+    channels: HashMap<String, Arc<MemoryChannel>>,
+    monitor_stop: Option<CancellationToken>,
     /// The registry of counters served by the monitor.
     pub registry: Registry,
 }
 
-/// Acquires every resource of `plan` and starts its components.
+/// Binds the HTTP monitor and serves `registry` until the returned token is cancelled.
+pub async fn start_monitoring(
+    m: &MonitoringConfig,
+    registry: &Registry,
+) -> Result<CancellationToken> {
+    let stop = CancellationToken::new();
+    let listener = monitoring::bind_http(&m.bind, m.port)
+        .await
+        .map_err(|source| FlowError::Start {
+            component: "monitoring".into(),
+            message: format!(
+                "cannot listen on {}:{} (flume.monitoring.port)",
+                m.bind, m.port
+            ),
+            source,
+        })?;
+    tracing::info!(port = m.port, "Started the HTTP monitoring server.");
+    tokio::spawn(monitoring::serve_http(
+        listener,
+        registry.clone(),
+        stop.clone(),
+    ));
+    Ok(stop)
+}
+
+/// Starts `plan` with a fresh registry, and the HTTP monitor when configured.
 pub async fn start(plan: &Plan, monitoring: Option<MonitoringConfig>) -> Result<RunningAgent> {
     let registry = Registry::default();
-    let monitor_stop = CancellationToken::new();
-    if let Some(m) = monitoring {
-        let listener = monitoring::bind_http(&m.bind, m.port)
-            .await
-            .map_err(|source| FlowError::Start {
-                component: "monitoring".into(),
-                message: format!(
-                    "cannot listen on {}:{} (flume.monitoring.port)",
-                    m.bind, m.port
-                ),
-                source,
-            })?;
-        tracing::info!(port = m.port, "Started the HTTP monitoring server.");
-        tokio::spawn(monitoring::serve_http(
-            listener,
-            registry.clone(),
-            monitor_stop.clone(),
-        ));
-    }
+    let monitor_stop = match monitoring {
+        Some(m) => Some(start_monitoring(&m, &registry).await?),
+        None => None,
+    };
+    let mut agent = start_with(plan, &registry, &HashMap::new()).await?;
+    agent.monitor_stop = monitor_stop;
+    Ok(agent)
+}
+
+/// Acquires every resource of `plan` and starts its components. Channels of `existing`
+/// with a name of the plan are reused with their events (a reload), resized to the new
+/// settings.
+pub async fn start_with(
+    plan: &Plan,
+    registry: &Registry,
+    existing: &HashMap<String, Arc<MemoryChannel>>,
+) -> Result<RunningAgent> {
+    let registry = registry.clone();
     let mut channels: HashMap<String, Arc<MemoryChannel>> = HashMap::new();
     for (name, conf) in &plan.channels {
-        let ch = conf.clone().build(name);
+        let ch = match existing.get(name) {
+            Some(ch) => {
+                ch.reconfigure(conf.clone());
+                ch.set_draining(false);
+                tracing::info!(events = ch.len(), "Reusing Channel {name} and its events.");
+                ch.clone()
+            }
+            None => conf.clone().build(name),
+        };
         registry.register(ch.clone());
-        tracing::info!(channel = %name, capacity = conf.capacity, "Starting Channel {name}");
+        tracing::info!(capacity = conf.capacity, "Starting Channel {name}");
         channels.insert(name.clone(), ch);
     }
     // Sinks.
     let mut built = HashMap::new();
     for (name, conf, ch) in &plan.sinks {
-        let sink = conf.clone().build(name, channels[ch].clone())?;
+        let (conf, name2, channel) = (conf.clone(), name.clone(), channels[ch].clone());
+        // Sinks check their directories: off the runtime threads.
+        let sink = crate::source::blocking(move || conf.build(&name2, channel)).await?;
         if let Some(c) = sink.counter() {
             c.start();
             registry.register(c);
@@ -315,13 +349,13 @@ pub async fn start(plan: &Plan, monitoring: Option<MonitoringConfig>) -> Result<
     for (gname, pconf, members) in &plan.groups {
         let sinks = members.iter().filter_map(|m| built.remove(m)).collect();
         let p = SinkProcessor::new(gname, pconf.clone(), sinks);
-        tracing::info!(group = %gname, "Starting Sink group {gname}");
+        tracing::info!("Starting Sink group {gname}");
         sink_tasks.spawn(runner::run(p, drain.clone(), sinks_stop.clone()));
     }
     let mut rest: Vec<_> = built.into_iter().collect();
     rest.sort_by(|a, b| a.0.cmp(&b.0));
     for (name, sink) in rest {
-        tracing::info!(sink = %name, "Starting Sink {name}");
+        tracing::info!("Starting Sink {name}");
         sink_tasks.spawn(runner::run(
             SinkProcessor::single(sink),
             drain.clone(),
@@ -334,10 +368,13 @@ pub async fn start(plan: &Plan, monitoring: Option<MonitoringConfig>) -> Result<
     let mut pending = Vec::new();
     for s in &plan.sources {
         let source = s.config.clone().build(&s.name).await?;
+        let ctx = s.ctx.clone();
+        // The host interceptor resolves the host name: off the runtime threads.
+        let interceptors = crate::source::blocking(move || interceptor::build_all(&ctx)).await?;
         let processor = ChannelProcessor::new(
             s.channels.iter().map(|c| channels[c].clone()).collect(),
             s.selector.clone(),
-            interceptor::build_all(&s.ctx)?,
+            interceptors,
         );
         if let Some(c) = source.counter() {
             c.start();
@@ -346,7 +383,7 @@ pub async fn start(plan: &Plan, monitoring: Option<MonitoringConfig>) -> Result<
         pending.push((s.name.clone(), source, Arc::new(processor)));
     }
     for (name, source, processor) in pending {
-        tracing::info!(source = %name, "Starting Source {name}");
+        tracing::info!("Starting Source {name}");
         source_tasks.spawn(source.run(processor, sources_stop.clone()));
     }
     Ok(RunningAgent {
@@ -355,13 +392,30 @@ pub async fn start(plan: &Plan, monitoring: Option<MonitoringConfig>) -> Result<
         drain,
         sinks_stop,
         sinks: sink_tasks,
-        channels: channels.into_values().collect(),
-        monitor_stop,
+        channels,
+        monitor_stop: None,
         registry,
     })
 }
 
 impl RunningAgent {
+    /// Stops sources then sinks at once (open transactions roll back) and returns the
+    /// channels with their events, for the next configuration (Flume's reload).
+    pub async fn stop_for_reload(mut self) -> HashMap<String, Arc<MemoryChannel>> {
+        self.sources_stop.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while self.sources.join_next().await.is_some() {}
+        })
+        .await;
+        self.sources.abort_all();
+        self.sinks_stop.cancel();
+        while self.sinks.join_next().await.is_some() {}
+        if let Some(m) = self.monitor_stop.take() {
+            m.cancel();
+        }
+        std::mem::take(&mut self.channels)
+    }
+
     /// Stops sources, lets sinks drain the channels for at most `drain_for`, stops sinks.
     pub async fn shutdown(mut self, drain_for: Duration) {
         self.sources_stop.cancel();
@@ -370,7 +424,7 @@ impl RunningAgent {
         })
         .await;
         self.sources.abort_all();
-        for c in &self.channels {
+        for c in self.channels.values() {
             c.set_draining(true);
         }
         self.drain.cancel();
@@ -379,7 +433,7 @@ impl RunningAgent {
         })
         .await;
         if drained.is_err() {
-            let left: usize = self.channels.iter().map(|c| c.len()).sum();
+            let left: usize = self.channels.values().map(|c| c.len()).sum();
             tracing::warn!(
                 events = left,
                 "Channels not drained in time; stopping sinks."
@@ -387,7 +441,9 @@ impl RunningAgent {
         }
         self.sinks_stop.cancel();
         while self.sinks.join_next().await.is_some() {}
-        self.monitor_stop.cancel();
+        if let Some(m) = self.monitor_stop {
+            m.cancel();
+        }
     }
 }
 
@@ -431,6 +487,31 @@ mod tests {
             .messages()
             .join("\n")
             .contains("type `nul` is neither a Flume alias"));
+    }
+
+    #[tokio::test]
+    async fn reload_keeps_same_named_channels_and_their_events() {
+        // No sink: events stay in the channel.
+        let first = plan_of("a1.sources = r1\na1.channels = c1\na1.sources.r1.type = seq\n\
+            a1.sources.r1.channels = c1\na1.sources.r1.totalEvents = 30\na1.channels.c1.type = memory\n");
+        let registry = Registry::default();
+        let agent = start_with(&first, &registry, &HashMap::new())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let channels = agent.stop_for_reload().await;
+        assert_eq!(channels["c1"].len(), 30);
+        let second = plan_of(&format!(
+            "{BASE}a1.sources.r1.totalEvents = 0\na1.sinks.k1.batchSize = 10\n\
+            a1.channels.c1.capacity = 500\n"
+        ));
+        let agent = start_with(&second, &registry, &channels).await.unwrap();
+        assert!(Arc::ptr_eq(&channels["c1"], &agent.channels["c1"]));
+        assert_eq!(agent.channels["c1"].config().capacity, 500);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let v: serde_json::Value = serde_json::from_str(&registry.json()).unwrap();
+        assert_eq!(v["CHANNEL.c1"]["ChannelSize"], "0", "{v}");
+        agent.shutdown(Duration::from_secs(2)).await;
     }
 
     #[tokio::test]

@@ -58,22 +58,43 @@ impl MemoryChannelConfig {
     /// Reads and validates the properties.
     pub fn from_context(ctx: &Context) -> Result<Self> {
         let d = Self::default();
-        let capacity = match ctx.number::<i64>("capacity", d.capacity as i64)? {
-            c if c <= 0 => d.capacity,
-            c => c as usize,
+        // Flume's MemoryChannel catches unparseable or non-positive numbers and falls back to
+        // its defaults; Flumen does the same, with a warning naming the key and line.
+        let lenient = |key: &str, default: i64| -> i64 {
+            match ctx.number::<i64>(key, default) {
+                Ok(v) if v > 0 => v,
+                Ok(_) => {
+                    tracing::warn!(
+                        "{}",
+                        ctx.error(
+                            key,
+                            format!("must be positive; using Flume's default {default}")
+                        )
+                    );
+                    default
+                }
+                Err(e) => {
+                    tracing::warn!("{e}; using Flume's default {default}");
+                    default
+                }
+            }
         };
+        let capacity = lenient("capacity", d.capacity as i64) as usize;
         let transaction_capacity =
-            match ctx.number::<i64>("transactionCapacity", d.transaction_capacity as i64)? {
-                c if c <= 0 => d.transaction_capacity,
-                c => c as usize,
-            };
+            lenient("transactionCapacity", d.transaction_capacity as i64) as usize;
         if transaction_capacity > capacity {
             return Err(ctx.error(
                 "transactionCapacity",
                 format!("Transaction Capacity of Memory Channel cannot be higher than the capacity ({transaction_capacity} > {capacity})"),
             ));
         }
-        let keep_alive = ctx.number::<u64>("keep-alive", 3)?;
+        let keep_alive = match ctx.number::<u64>("keep-alive", 3) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("{e}; using Flume's default 3");
+                3
+            }
+        };
         let byte_capacity = ctx.number::<u64>("byteCapacity", 0)?;
         let pct = ctx.number::<u64>("byteCapacityBufferPercentage", 20)?;
         if pct > 100 {

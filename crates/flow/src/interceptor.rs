@@ -107,7 +107,7 @@ fn build(kind: InterceptorType, ctx: &Context) -> Result<Box<dyn Interceptor>> {
         InterceptorType::SearchReplace => Box::new(SearchReplace {
             regex: Regex::new(ctx.require("searchPattern")?)
                 .map_err(|e| ctx.error("searchPattern", format!("invalid regex: {e}")))?,
-            replace: ctx.string("replaceString", "").into_bytes(),
+            replace: java_replacement(&ctx.string("replaceString", "")).into_bytes(),
         }),
         InterceptorType::Uuid => Box::new(Uuid {
             header: ctx.string("headerName", "id"),
@@ -115,6 +115,36 @@ fn build(kind: InterceptorType, ctx: &Context) -> Result<Box<dyn Interceptor>> {
             prefix: ctx.string("prefix", ""),
         }),
     })
+}
+
+/// Converts a Java `replaceAll` replacement (`$1` group references, `\$` and `\\` escapes)
+/// to the regex crate's syntax (`${1}`, `$$`).
+fn java_replacement(java: &str) -> String {
+    let mut out = String::with_capacity(java.len());
+    let mut chars = java.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some('$') => out.push_str("$$"),
+                Some(other) => out.push(other),
+                None => {}
+            },
+            '$' => {
+                let mut digits = String::new();
+                while let Some(d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                    digits.push(*d);
+                    chars.next();
+                }
+                if digits.is_empty() {
+                    out.push_str("$$");
+                } else {
+                    out.push_str(&format!("${{{digits}}}"));
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 fn regex_of(ctx: &Context, key: &str, default: &str) -> Result<Regex> {
@@ -311,6 +341,12 @@ mod tests {
         assert_eq!(e.headers["dc"], "eu");
         assert!(e.headers["timestamp"].parse::<i64>().unwrap() > 0);
         assert_eq!(e.headers["id"].len(), 36);
+    }
+
+    #[test]
+    fn java_replacement_syntax() {
+        assert_eq!(java_replacement("<$1a>"), "<${1}a>");
+        assert_eq!(java_replacement("\\$5 $"), "$$5 $$");
     }
 
     #[test]

@@ -45,6 +45,14 @@ pub enum SourceType {
     Taildir,
     /// `org.apache.flume.source.kafka.KafkaSource`
     Kafka,
+    /// `syslogtcp`
+    SyslogTcp,
+    /// `syslogudp`
+    SyslogUdp,
+    /// `multiport_syslogtcp`
+    MultiportSyslogTcp,
+    /// `http`
+    Http,
 }
 
 const SOURCES: &[Row<SourceType>] = &[
@@ -75,14 +83,26 @@ const SOURCES: &[Row<SourceType>] = &[
     ),
     ("avro", "org.apache.flume.source.AvroSource", None),
     ("thrift", "org.apache.flume.source.ThriftSource", None),
-    ("syslogtcp", "org.apache.flume.source.SyslogTcpSource", None),
+    (
+        "syslogtcp",
+        "org.apache.flume.source.SyslogTcpSource",
+        Some(SourceType::SyslogTcp),
+    ),
     (
         "multiport_syslogtcp",
         "org.apache.flume.source.MultiportSyslogTCPSource",
-        None,
+        Some(SourceType::MultiportSyslogTcp),
     ),
-    ("syslogudp", "org.apache.flume.source.SyslogUDPSource", None),
-    ("http", "org.apache.flume.source.http.HTTPSource", None),
+    (
+        "syslogudp",
+        "org.apache.flume.source.SyslogUDPSource",
+        Some(SourceType::SyslogUdp),
+    ),
+    (
+        "http",
+        "org.apache.flume.source.http.HTTPSource",
+        Some(SourceType::Http),
+    ),
     ("jms", "org.apache.flume.source.jms.JMSSource", None),
     (
         "TAILDIR",

@@ -286,6 +286,7 @@ impl Sink for FileRollSink {
                 let _ = tokio::task::spawn_blocking(move || w.flush()).await;
                 self.counter.add("ConnectionClosedCount", 1);
             }
+            self.counter.stop();
         })
     }
 }

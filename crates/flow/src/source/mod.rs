@@ -6,10 +6,12 @@
 
 pub mod exec;
 pub mod kafka;
+pub mod http;
 pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
 pub mod spooldir;
+pub mod syslog;
 pub mod taildir;
 
 use std::future::Future;
@@ -59,6 +61,10 @@ pub enum SourceConfig {
     Taildir(taildir::TaildirConfig),
     /// `org.apache.flume.source.kafka.KafkaSource`
     Kafka(kafka::KafkaSourceConfig),
+    /// `syslogtcp`, `syslogudp`, `multiport_syslogtcp`
+    Syslog(syslog::SyslogConfig),
+    /// `http`
+    Http(http::HttpConfig),
 }
 
 impl SourceConfig {
@@ -87,6 +93,18 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Kafka) => Ok(SourceConfig::Kafka(
                 kafka::KafkaSourceConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SourceType::SyslogTcp) => Ok(SourceConfig::Syslog(
+                syslog::SyslogConfig::from_context(ctx, syslog::SyslogKind::Tcp)?,
+            )),
+            Resolved::Builtin(SourceType::SyslogUdp) => Ok(SourceConfig::Syslog(
+                syslog::SyslogConfig::from_context(ctx, syslog::SyslogKind::Udp)?,
+            )),
+            Resolved::Builtin(SourceType::MultiportSyslogTcp) => Ok(SourceConfig::Syslog(
+                syslog::SyslogConfig::from_context(ctx, syslog::SyslogKind::MultiportTcp)?,
+            )),
+            Resolved::Builtin(SourceType::Http) => {
+                Ok(SourceConfig::Http(http::HttpConfig::from_context(ctx)?))
+            }
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -100,6 +118,9 @@ impl SourceConfig {
             SourceConfig::SpoolDir(c) => Some(c.batch_size),
             SourceConfig::Taildir(c) => Some(c.batch_size),
             SourceConfig::Kafka(c) => Some(c.batch_size),
+            SourceConfig::Syslog(c) if c.kind == syslog::SyslogKind::MultiportTcp => {
+                Some(c.batch_size)
+            }
             _ => None,
         }
     }
@@ -111,8 +132,17 @@ impl SourceConfig {
             SourceConfig::NetcatUdp(c) => Box::new(c.build(name).await?),
             SourceConfig::Seq(c) => Box::new(c.build(name)),
             SourceConfig::Exec(c) => Box::new(c.build(name)),
-            SourceConfig::SpoolDir(c) => Box::new(c.build(name)?),
-            SourceConfig::Taildir(c) => Box::new(c.build(name)?),
+            // These check directories and read files: off the runtime threads.
+            SourceConfig::SpoolDir(c) => {
+                let name = name.to_string();
+                Box::new(blocking(move || c.build(&name)).await?)
+            }
+            SourceConfig::Taildir(c) => {
+                let name = name.to_string();
+                Box::new(blocking(move || c.build(&name)).await?)
+            }
+            SourceConfig::Syslog(c) => Box::new(c.build(name).await?),
+            SourceConfig::Http(c) => Box::new(c.build(name).await?),
             SourceConfig::Kafka(c) => Box::new(c.build(name)?),
         })
     }
@@ -143,6 +173,19 @@ pub(crate) async fn resolve_bind(
             message: format!("bind address `{host}` resolves to nothing"),
             source: std::io::Error::from(std::io::ErrorKind::AddrNotAvailable),
         })
+}
+
+/// Runs a start-up step that does blocking I/O on a blocking thread.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::error::FlowError::Start {
+            component: "agent".into(),
+            message: "a start-up task failed".into(),
+            source: std::io::Error::other(e),
+        })?
 }
 
 /// Sleeps `d` unless `shutdown` comes first; returns false on shutdown.

@@ -24,6 +24,16 @@ use crate::error::{FlowError, Result};
 use crate::event::Event;
 use crate::monitoring::{CounterGroup, SOURCE_COUNTERS};
 
+/// Name of the file in `trackerDir` holding the committed position of the file being
+/// ingested (`<byte offset>\t<path>`), so a restart resumes where the last batch was committed.
+pub const POSITION_FILE: &str = ".flumen-spool-position";
+
+fn read_position(position_file: &Path, path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(position_file).ok()?;
+    let (pos, p) = text.trim_end_matches('\n').split_once('\t')?;
+    (Path::new(p) == path).then(|| pos.parse().ok()).flatten()
+}
+
 /// Suffix given to files that break the spooling rules.
 pub const QUARANTINE_SUFFIX: &str = ".QUARANTINED";
 
@@ -222,14 +232,12 @@ impl SpoolDirConfig {
                     )
                 })?;
         }
-        if self.completion == Completion::TrackerDir {
-            std::fs::create_dir_all(&self.tracker_dir).map_err(|e| {
-                err(
-                    format!("cannot create trackerDir {}", self.tracker_dir.display()),
-                    e,
-                )
-            })?;
-        }
+        std::fs::create_dir_all(&self.tracker_dir).map_err(|e| {
+            err(
+                format!("cannot create trackerDir {}", self.tracker_dir.display()),
+                e,
+            )
+        })?;
         Ok(SpoolDirSource {
             name: name.to_string(),
             config: Arc::new(self),
@@ -396,6 +404,8 @@ fn complete(cfg: &SpoolDirConfig, file: &Candidate) -> std::io::Result<Outcome> 
 /// Reads a file in large chunks (the next chunk is read ahead on a blocking thread while
 /// the current one is cut into events) and cuts lines out of them without copying.
 struct LineReader {
+    /// Bytes of the file consumed by the lines returned so far.
+    consumed: u64,
     file: Option<std::fs::File>,
     pending: Option<tokio::task::JoinHandle<(std::fs::File, std::io::Result<Vec<u8>>)>>,
     buf: BytesMut,
@@ -409,6 +419,7 @@ const CHUNK: usize = 1 << 20;
 impl LineReader {
     fn new(file: std::fs::File, max_line: usize) -> Self {
         LineReader {
+            consumed: 0,
             file: Some(file),
             pending: None,
             buf: BytesMut::new(),
@@ -458,6 +469,7 @@ impl LineReader {
                 Some(p) if p <= self.max_line => {
                     let line = self.buf.split_to(p + 1).freeze();
                     out.push(line.slice(..p));
+                    self.consumed += p as u64 + 1;
                     self.emitted_any = true;
                 }
                 _ if self.buf.len() > self.max_line => {
@@ -466,13 +478,16 @@ impl LineReader {
                         "Line length exceeds max, truncating line!"
                     );
                     out.push(self.buf.split_to(self.max_line).freeze());
+                    self.consumed += self.max_line as u64;
                     self.emitted_any = true;
                 }
                 _ if !self.eof => self.fill().await?,
                 _ => {
                     if !self.buf.is_empty() || !self.emitted_any {
                         // Last line without newline; an empty file gives one empty event.
-                        out.push(self.buf.split().freeze());
+                        let rest = self.buf.split().freeze();
+                        self.consumed += rest.len() as u64;
+                        out.push(rest);
                         self.emitted_any = true;
                     }
                     break;
@@ -540,11 +555,34 @@ impl SpoolDirSource {
     ) -> std::io::Result<()> {
         let cfg = &self.config;
         let path = file.path.clone();
-        let f = tokio::task::spawn_blocking(move || std::fs::File::open(path))
-            .await
-            .map_err(std::io::Error::other)??;
-        tracing::info!(source = %self.name, file = %file.path.display(), "Opening file for ingestion.");
+        let position_file = cfg.tracker_dir.join(POSITION_FILE);
+        let pf = position_file.clone();
+        let (f, start) = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
+            use std::io::Seek;
+            let mut f = std::fs::File::open(&path)?;
+            let start = read_position(&pf, &path)
+                .filter(|&p| p <= f.metadata().map(|m| m.len()).unwrap_or(0));
+            if let Some(pos) = start {
+                f.seek(std::io::SeekFrom::Start(pos))?;
+            }
+            Ok((f, start))
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        let start = match start {
+            Some(pos) => {
+                tracing::info!(source = %self.name, file = %file.path.display(), pos, "Resuming file ingestion at its committed position.");
+                pos
+            }
+            None => {
+                tracing::info!(source = %self.name, file = %file.path.display(), "Opening file for ingestion.");
+                0
+            }
+        };
         let mut reader = LineReader::new(f, cfg.max_line_length);
+        if start > 0 {
+            reader.emitted_any = true;
+        }
         let abs = std::fs::canonicalize(&file.path)
             .unwrap_or_else(|_| file.path.clone())
             .display()
@@ -556,6 +594,9 @@ impl SpoolDirSource {
             .unwrap_or_default();
         let mut lines = Vec::with_capacity(cfg.batch_size);
         loop {
+            if shutdown.is_cancelled() {
+                return Ok(()); // the committed position is saved: resumed at the next start
+            }
             lines.clear();
             reader.next_lines(cfg.batch_size, &mut lines).await?;
             if lines.is_empty() {
@@ -593,7 +634,18 @@ impl SpoolDirSource {
             }
             self.counter.add("EventAcceptedCount", n);
             self.counter.add("AppendBatchAcceptedCount", 1);
+            let (pf, line) = (
+                position_file.clone(),
+                format!("{}\t{}\n", start + reader.consumed, file.path.display()),
+            );
+            if let Ok(Err(error)) =
+                tokio::task::spawn_blocking(move || std::fs::write(pf, line)).await
+            {
+                tracing::warn!(source = %self.name, %error, "Cannot record the read position.");
+            }
         }
+        let pf = position_file.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(pf)).await;
         let cfg2 = cfg.clone();
         let f2 = file.clone();
         match tokio::task::spawn_blocking(move || complete(&cfg2, &f2))
@@ -662,6 +714,83 @@ mod tests {
         let mut sorted = names.clone();
         sorted.sort();
         assert_eq!(sorted, vec!["a.log", "b.log"]);
+    }
+
+    #[test]
+    fn modified_file_is_quarantined_and_delete_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.log");
+        std::fs::write(&p, b"x\n").unwrap();
+        let ctx = Context::from_pairs("source r1", &[("spoolDir", dir.path().to_str().unwrap())]);
+        let cfg = SpoolDirConfig::from_context(&ctx).unwrap();
+        let c = scan(&cfg).unwrap().remove(0);
+        std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        let f = std::fs::OpenOptions::new().append(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        match complete(&cfg, &c).unwrap() {
+            Outcome::Quarantined(m) => {
+                assert!(m.contains("File has been modified since being read"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        std::fs::write(dir.path().join("b.log"), b"y\n").unwrap();
+        let ctx = Context::from_pairs(
+            "source r1",
+            &[
+                ("spoolDir", dir.path().to_str().unwrap()),
+                ("deletePolicy", "IMMEDIATE"),
+            ],
+        );
+        let cfg = SpoolDirConfig::from_context(&ctx).unwrap();
+        let c = scan(&cfg).unwrap().remove(0);
+        assert!(matches!(complete(&cfg, &c).unwrap(), Outcome::Done(_)));
+        assert!(!dir.path().join("b.log").exists());
+        let ctx = Context::from_pairs(
+            "source r1",
+            &[("spoolDir", "/x"), ("deletePolicy", "sometimes")],
+        );
+        assert!(SpoolDirConfig::from_context(&ctx)
+            .unwrap_err()
+            .to_string()
+            .contains("deletePolicy"));
+    }
+
+    #[tokio::test]
+    async fn resumes_at_the_committed_position() {
+        use crate::agent::{plan, start_with};
+        use crate::config::Properties;
+        let dir = tempfile::tempdir().unwrap();
+        let spool = dir.path().join("spool");
+        std::fs::create_dir_all(spool.join(".flumespool")).unwrap();
+        let file = spool.join("a.log");
+        std::fs::write(&file, b"one\ntwo\nthree\n").unwrap();
+        std::fs::write(
+            spool.join(".flumespool").join(POSITION_FILE),
+            format!("4\t{}\n", file.display()),
+        )
+        .unwrap();
+        let text = format!(
+            "a1.sources = r1\na1.channels = c1\na1.sources.r1.type = spooldir\na1.sources.r1.spoolDir = {}\n\
+             a1.sources.r1.channels = c1\na1.sources.r1.pollDelay = 10\na1.channels.c1.type = memory\n",
+            spool.display()
+        );
+        let p = plan(&Properties::parse_str(&text, &Default::default()), "a1");
+        let agent = start_with(&p, &Default::default(), &Default::default())
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            if spool.join("a.log.COMPLETED").exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let channels = agent.stop_for_reload().await;
+        let mut tx = channels["c1"].transaction();
+        tx.take_batch(10).await.unwrap();
+        let bodies: Vec<_> = tx.taken().iter().map(|e| e.body.clone()).collect();
+        assert_eq!(bodies, vec![Bytes::from("two"), Bytes::from("three")]);
+        assert!(!spool.join(".flumespool").join(POSITION_FILE).exists());
     }
 
     #[test]
