@@ -24,6 +24,10 @@ import socket
 import time
 
 
+class PortTaken(RuntimeError):
+    """The broker could not bind its port."""
+
+
 class Broker:
     """A running `flumen serve` started by the `broker` fixture."""
 
@@ -39,8 +43,19 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout=20.0):
-        """Starts the broker and waits for its "Broker ready." line (bounded in time)."""
+    def start(self, timeout=30.0):
+        """Starts the broker and waits for its "Broker ready." line (bounded in time). A port
+        picked here and taken by someone else before the broker binds it is retried."""
+        for attempt in range(3):
+            auto_port = not self.port
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                if not auto_port or attempt == 2:
+                    raise
+                self.port = 0
+
+    def _start(self, timeout):
         if not self.port:
             with socket.socket() as s:
                 s.bind(("127.0.0.1", 0))
@@ -57,6 +72,9 @@ class Broker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
+                self.log.close()
+                if "cannot listen" in self.output():
+                    raise PortTaken(self.output())
                 raise RuntimeError(f"broker exited with {self.proc.returncode}: {self.output()}")
             m = re.search(r"Broker ready\..*listener=127\.0\.0\.1:(\d+)", self.output())
             if m and int(m.group(1)) == self.port:

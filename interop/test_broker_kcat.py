@@ -47,8 +47,8 @@ def test_consume_from_offsets(broker):
 def test_many_partitions_auto_created(broker_factory):
     b = broker_factory("num.partitions=8")
     topic = "kcat-many"
-    lines = "".join(f"{i}\n" for i in range(400)).encode()
-    kcat("-b", b.bootstrap, "-P", "-t", topic, input=lines)
+    lines = "".join(f"key{i}:{i}\n" for i in range(400)).encode()  # keys spread over partitions
+    kcat("-b", b.bootstrap, "-P", "-t", topic, "-K:", input=lines)
     md = json.loads(kcat("-b", b.bootstrap, "-L", "-J", "-t", topic))
     assert len(md["topics"][0]["partitions"]) == 8
     out = kcat("-b", b.bootstrap, "-C", "-t", topic, "-e", "-q", "-f", "%p %s\n")

@@ -127,7 +127,11 @@ async fn read_frame(
     let mut buf = BytesMut::with_capacity(size);
     while buf.len() < size {
         let want = (size - buf.len()) as u64;
-        let n = (&mut *rd).take(want).read_buf(&mut buf).await.map_err(Close::Io)?;
+        let n = (&mut *rd)
+            .take(want)
+            .read_buf(&mut buf)
+            .await
+            .map_err(Close::Io)?;
         if n == 0 {
             return Err(Close::Io(std::io::ErrorKind::UnexpectedEof.into()));
         }

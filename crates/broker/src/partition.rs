@@ -371,8 +371,14 @@ impl Partition {
 
     /// Writes the producer-state snapshot if it changed.
     pub fn snapshot_producers(&self) -> Result<()> {
+        self.write_producer_snapshot(false)
+    }
+
+    /// Writes the producer-state snapshot; `always`: even if unchanged (at close, so that
+    /// the next start replays nothing).
+    fn write_producer_snapshot(&self, always: bool) -> Result<()> {
         let mut inner = self.lock();
-        if !inner.producers_dirty {
+        if !inner.producers_dirty && !always {
             return Ok(());
         }
         let Some(log) = inner.log.as_ref() else {
@@ -389,7 +395,7 @@ impl Partition {
 
     /// Flushes, snapshots producer state and closes the log (clean-shutdown marker).
     pub fn close(&self) -> Result<()> {
-        self.snapshot_producers()?;
+        self.write_producer_snapshot(true)?;
         let log = self.lock().log.take();
         match log {
             Some(log) => log.close().map_err(|e| log_err(&self.tp, e)),

@@ -62,7 +62,8 @@ fn frame<R: Encodable>(key: ApiKey, version: i16, correlation: i32, req: &R) -> 
     header
         .encode(&mut body, key.request_header_version(version))
         .unwrap();
-    req.encode(&mut body, version).unwrap();
+    req.encode(&mut body, version)
+        .unwrap_or_else(|e| panic!("cannot encode {key:?} v{version}: {e}"));
     let mut out = Vec::with_capacity(body.len() + 4);
     out.put_i32(body.len() as i32);
     out.extend_from_slice(&body);
@@ -91,7 +92,9 @@ async fn call<R: Encodable, T: Decodable>(
     req: &R,
 ) -> T {
     s.write_all(&frame(key, version, 7, req)).await.unwrap();
-    let mut buf = read_frame(s).await.expect("a response");
+    let mut buf = read_frame(s)
+        .await
+        .unwrap_or_else(|| panic!("no response to {key:?} v{version}"));
     let header = ResponseHeader::decode(&mut buf, key.response_header_version(version)).unwrap();
     assert_eq!(header.correlation_id, 7);
     T::decode(&mut buf, version).unwrap()
@@ -513,6 +516,211 @@ async fn produce_fetch_idempotence_and_long_poll() {
     assert_eq!(
         off(call(&mut s, ApiKey::ListOffsets, 7, &lo(1_800_000_000_000)).await).0,
         -1
+    );
+    b.stop().await;
+}
+
+/// Every advertised version of every API gets a decodable response (no field set that a
+/// version lacks, which would make the encoder fail and the connection close).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_of_every_api_answers() {
+    let b = start(&[]).await;
+    let mut s = TcpStream::connect(b.addr).await.unwrap();
+    let _: MetadataResponse =
+        call(&mut s, ApiKey::Metadata, 9, &metadata_req(Some(vec!["v"]))).await;
+    let t = || TopicName(StrBytes::from_static_str("v"));
+    macro_rules! each {
+        ($key:expr, $range:expr, $req:expr, $resp:ty) => {
+            for v in $range {
+                let _: $resp = call(&mut s, $key, v, &$req).await;
+            }
+        };
+    }
+    each!(
+        ApiKey::Produce,
+        3..=12,
+        produce_req("v", batch(&["a"], None), 1),
+        ProduceResponse
+    );
+    each!(
+        ApiKey::Produce,
+        3..=12,
+        produce_req("missing", batch(&["a"], None), 1),
+        ProduceResponse
+    );
+    each!(ApiKey::Fetch, 4..=12, fetch_req("v", 0, 0), FetchResponse);
+    each!(
+        ApiKey::Fetch,
+        4..=12,
+        fetch_req("v", 1000, 0),
+        FetchResponse
+    );
+    {
+        use kafka_protocol::messages::list_offsets_request::*;
+        let req = ListOffsetsRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name(t())
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_partition_index(0)
+                    .with_timestamp(-1)])]);
+        each!(ApiKey::ListOffsets, 1..=7, req, ListOffsetsResponse);
+    }
+    {
+        use kafka_protocol::messages::create_topics_request::*;
+        for v in 2..=7 {
+            let req = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(TopicName(StrBytes::from_string(format!("ct{v}"))))
+                .with_num_partitions(if v >= 4 { -1 } else { 1 })
+                .with_replication_factor(if v >= 4 { -1 } else { 1 })]);
+            let r: CreateTopicsResponse = call(&mut s, ApiKey::CreateTopics, v, &req).await;
+            assert_eq!(r.topics[0].error_code, 0, "v{v}");
+            let again: CreateTopicsResponse = call(&mut s, ApiKey::CreateTopics, v, &req).await;
+            assert_eq!(again.topics[0].error_code, 36, "v{v}");
+        }
+    }
+    {
+        use kafka_protocol::messages::delete_topics_request::*;
+        for v in 1..=6 {
+            let name = TopicName(StrBytes::from_string(format!("ct{}", v + 1)));
+            let req = if v >= 6 {
+                DeleteTopicsRequest::default()
+                    .with_topics(vec![DeleteTopicState::default().with_name(Some(name))])
+            } else {
+                DeleteTopicsRequest::default().with_topic_names(vec![name])
+            };
+            let r: DeleteTopicsResponse = call(&mut s, ApiKey::DeleteTopics, v, &req).await;
+            assert!(
+                r.responses[0].error_code == 0 || v == 6,
+                "v{v}: {}",
+                r.responses[0].error_code
+            );
+        }
+    }
+    {
+        use kafka_protocol::messages::describe_configs_request::*;
+        let req = |v: i16| {
+            DescribeConfigsRequest::default()
+                .with_include_synonyms(true)
+                .with_include_documentation(v >= 3)
+                .with_resources(vec![
+                    DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(StrBytes::from_static_str("v")),
+                    DescribeConfigsResource::default()
+                        .with_resource_type(4)
+                        .with_resource_name(StrBytes::from_static_str("1")),
+                ])
+        };
+        for v in 1..=4 {
+            let r: DescribeConfigsResponse =
+                call(&mut s, ApiKey::DescribeConfigs, v, &req(v)).await;
+            assert!(
+                r.results[0]
+                    .configs
+                    .iter()
+                    .any(|c| c.name.as_str() == "retention.ms"),
+                "v{v}: {:?}",
+                r.results[0]
+            );
+            assert!(r.results[1]
+                .configs
+                .iter()
+                .any(|c| c.name.as_str() == "num.partitions"));
+        }
+    }
+    {
+        use kafka_protocol::messages::alter_configs_request::*;
+        let req =
+            AlterConfigsRequest::default().with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("v"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_value(Some(StrBytes::from_static_str("1000")))])]);
+        each!(ApiKey::AlterConfigs, 0..=2, req, AlterConfigsResponse);
+    }
+    {
+        use kafka_protocol::messages::incremental_alter_configs_request::*;
+        let req = IncrementalAlterConfigsRequest::default().with_resources(vec![
+            AlterConfigsResource::default()
+                .with_resource_type(2)
+                .with_resource_name(StrBytes::from_static_str("v"))
+                .with_configs(vec![AlterableConfig::default()
+                    .with_name(StrBytes::from_static_str("retention.ms"))
+                    .with_config_operation(1)]),
+        ]);
+        each!(
+            ApiKey::IncrementalAlterConfigs,
+            0..=1,
+            req,
+            IncrementalAlterConfigsResponse
+        );
+    }
+    {
+        use kafka_protocol::messages::create_partitions_request::*;
+        for v in 0..=3 {
+            let req = CreatePartitionsRequest::default().with_topics(vec![
+                CreatePartitionsTopic::default()
+                    .with_name(t())
+                    .with_count(2 + v as i32),
+            ]);
+            let r: CreatePartitionsResponse = call(&mut s, ApiKey::CreatePartitions, v, &req).await;
+            assert_eq!(r.results[0].error_code, 0, "v{v}");
+        }
+    }
+    {
+        use kafka_protocol::messages::delete_records_request::*;
+        let req = DeleteRecordsRequest::default().with_topics(vec![DeleteRecordsTopic::default()
+            .with_name(t())
+            .with_partitions(vec![DeleteRecordsPartition::default()
+                .with_partition_index(0)
+                .with_offset(1)])]);
+        each!(ApiKey::DeleteRecords, 0..=2, req, DeleteRecordsResponse);
+    }
+    {
+        use kafka_protocol::messages::offset_for_leader_epoch_request::*;
+        let req = OffsetForLeaderEpochRequest::default().with_topics(vec![
+            OffsetForLeaderTopic::default()
+                .with_topic(t())
+                .with_partitions(vec![OffsetForLeaderPartition::default()
+                    .with_partition(0)
+                    .with_leader_epoch(0)]),
+        ]);
+        each!(
+            ApiKey::OffsetForLeaderEpoch,
+            2..=4,
+            req,
+            OffsetForLeaderEpochResponse
+        );
+    }
+    for v in 0..=5 {
+        let req = if v >= 4 {
+            FindCoordinatorRequest::default()
+                .with_coordinator_keys(vec![StrBytes::from_static_str("g")])
+        } else {
+            FindCoordinatorRequest::default().with_key(StrBytes::from_static_str("g"))
+        };
+        let r: FindCoordinatorResponse = call(&mut s, ApiKey::FindCoordinator, v, &req).await;
+        if v >= 4 {
+            assert_eq!(r.coordinators[0].port as u16, b.addr.port());
+        } else {
+            assert_eq!(r.port as u16, b.addr.port());
+        }
+    }
+    each!(
+        ApiKey::InitProducerId,
+        0..=5,
+        InitProducerIdRequest::default()
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1),
+        InitProducerIdResponse
+    );
+    each!(
+        ApiKey::DescribeCluster,
+        0..=2,
+        DescribeClusterRequest::default().with_endpoint_type(1),
+        DescribeClusterResponse
     );
     b.stop().await;
 }

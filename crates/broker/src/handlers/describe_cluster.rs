@@ -25,6 +25,9 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             .with_broker_id(node)
             .with_host(s(b.advertised.host.clone()))
             .with_port(b.advertised.port as i32)]);
+    if req.include_cluster_authorized_operations {
+        resp = resp.with_cluster_authorized_operations(super::metadata::CLUSTER_OPERATIONS);
+    }
     if ctx.version >= 1 {
         resp = resp.with_endpoint_type(req.endpoint_type);
         if req.endpoint_type != 1 {

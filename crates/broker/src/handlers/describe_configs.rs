@@ -267,8 +267,10 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
         .resources
         .into_iter()
         .map(|r| {
+            // Null or empty means every config (as in Kafka).
             let keys = r
                 .configuration_keys
+                .filter(|k| !k.is_empty())
                 .map(|k| k.into_iter().map(|k| k.to_string()).collect::<Vec<_>>());
             match r.resource_type {
                 RESOURCE_TOPIC => describe_topic(

@@ -17,6 +17,16 @@ use crate::broker::{validate_topic_name, Broker, Topic};
 use crate::dispatch::{decode, encode, ApiHandler, RequestContext};
 use crate::error::Result;
 
+/// KIP-430 authorized-operations bitfield for a topic when asked for: every operation is
+/// allowed (no ACLs yet): READ, WRITE, CREATE, DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS.
+pub const TOPIC_OPERATIONS: i32 =
+    (1 << 3) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8) | (1 << 10) | (1 << 11);
+/// The same for the cluster: CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS,
+/// ALTER_CONFIGS, IDEMPOTENT_WRITE.
+pub const CLUSTER_OPERATIONS: i32 =
+    (1 << 5) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | (1 << 11) | (1 << 12);
+
 /// Dispatch row.
 pub const HANDLER: ApiHandler = crate::handler_row!(ApiKey::Metadata, 0, 12, 0, handle);
 
@@ -61,6 +71,8 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let broker = ctx.broker.clone();
     let version = ctx.version;
     let auto_create = version < 4 || req.allow_auto_topic_creation;
+    let topic_ops = version >= 8 && req.include_topic_authorized_operations;
+    let cluster_ops = (8..=10).contains(&version) && req.include_cluster_authorized_operations;
     let wanted: Option<Vec<(Option<String>, uuid::Uuid)>> = match req.topics {
         None => None,
         Some(list) if list.is_empty() && version == 0 => None,
@@ -119,6 +131,14 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
             .with_host(s(adv.host.clone()))
             .with_port(adv.port as i32)])
         .with_topics(topics);
+    if topic_ops {
+        for t in resp.topics.iter_mut().filter(|t| t.error_code == 0) {
+            t.topic_authorized_operations = TOPIC_OPERATIONS;
+        }
+    }
+    if cluster_ops {
+        resp.cluster_authorized_operations = CLUSTER_OPERATIONS;
+    }
     if version >= 1 {
         resp = resp.with_controller_id(BrokerId(broker.config.node_id));
     }
