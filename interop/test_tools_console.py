@@ -180,3 +180,104 @@ def test_unreachable_broker_fails_fast(flumen_bin, tmp_path):
         assert out.returncode != 0
         assert "could not reach a Kafka broker" in out.stderr
         assert time.monotonic() - start < 15
+
+
+def test_ctrl_c_prints_the_total(flumen_bin, broker, tmp_path):
+    import signal
+    bs = broker.bootstrap
+    create(flumen_bin, tmp_path, bs, "intr")
+    tool(flumen_bin, tmp_path, "subcommand", "kafka-console-producer.sh", "--bootstrap-server", bs,
+         "--topic", "intr", stdin="a\nb\n")
+    consumer = subprocess.Popen(
+        [flumen_bin, "console-consumer", "--bootstrap-server", bs, "--topic", "intr",
+         "--from-beginning"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        # Wait (bounded) until both records are out, then Ctrl-C.
+        got = ""
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and got.count("\n") < 2:
+            got += consumer.stdout.readline()
+        consumer.send_signal(signal.SIGINT)
+        rest, err = consumer.communicate(timeout=15)
+        assert got + rest == "a\nb\n"
+        assert err.strip().splitlines()[-1] == "Processed a total of 2 messages"
+        assert consumer.returncode == 0
+    finally:
+        if consumer.poll() is None:
+            consumer.kill()
+            consumer.wait(timeout=5)
+
+
+def test_prompt_only_on_a_terminal(flumen_bin, broker, tmp_path):
+    import os
+    import pty
+    import select
+    bs = broker.bootstrap
+    create(flumen_bin, tmp_path, bs, "tty")
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(flumen_bin, [flumen_bin, "console-producer", "--bootstrap-server", bs, "--topic",
+                              "tty"])
+    out = b""
+
+    def read_for(seconds, until=None):
+        nonlocal out
+        end = time.monotonic() + seconds
+        while time.monotonic() < end and not (until and out.endswith(until)):
+            r, _, _ = select.select([fd], [], [], 0.1)
+            if r:
+                try:
+                    out += os.read(fd, 1000)
+                except OSError:
+                    return
+
+    try:
+        read_for(15, until=b">")
+        os.write(fd, b"typed line\n")
+        read_for(5, until=b"\r\n>")
+        os.write(fd, b"\x04")
+        read_for(10)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert out == b">typed line\r\n>"
+    assert os.waitstatus_to_exitcode(status) == 0
+    out = tool(flumen_bin, tmp_path, "subcommand", "kafka-console-consumer.sh",
+               "--bootstrap-server", bs, "--topic", "tty", "--from-beginning", "--max-messages", "1")
+    assert out.stdout == "typed line\n"
+
+
+def test_named_group_without_coordinator_fails_clearly(flumen_bin, broker, tmp_path):
+    from tools_util import groups_supported
+    if groups_supported(flumen_bin, broker.bootstrap):
+        pytest.skip("the broker has a group coordinator")
+    bs = broker.bootstrap
+    create(flumen_bin, tmp_path, bs, "ng")
+    out = tool(flumen_bin, tmp_path, "subcommand", "kafka-console-consumer.sh",
+               "--bootstrap-server", bs, "--topic", "ng", "--group", "g", "--timeout-ms", "1000")
+    assert out.returncode != 0
+    assert "no group coordinator" in out.stderr
+
+
+def test_ctrl_c_on_the_producer_keeps_what_was_typed(flumen_bin, broker, tmp_path):
+    import signal
+    bs = broker.bootstrap
+    create(flumen_bin, tmp_path, bs, "typed")
+    producer = subprocess.Popen(
+        [flumen_bin, "console-producer", "--bootstrap-server", bs, "--topic", "typed"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        producer.stdin.write("first\nsecond\n")
+        producer.stdin.flush()
+        time.sleep(0.5)  # let the tool start; still inside the 1 s linger of Kafka's defaults
+        producer.send_signal(signal.SIGINT)
+        producer.communicate(timeout=30)
+        assert producer.returncode == 0
+    finally:
+        if producer.poll() is None:
+            producer.kill()
+            producer.wait(timeout=5)
+    out = tool(flumen_bin, tmp_path, "subcommand", "kafka-console-consumer.sh",
+               "--bootstrap-server", bs, "--topic", "typed", "--from-beginning", "--max-messages",
+               "2", "--timeout-ms", "15000")
+    assert out.stdout == "first\nsecond\n"

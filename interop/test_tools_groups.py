@@ -46,8 +46,12 @@ def table(stdout):
 @pytest.mark.parametrize("how", HOW)
 def test_lag_reset_and_delete(flumen_bin, gbroker, tmp_path, how):
     bs = gbroker.bootstrap
-    produce(flumen_bin, tmp_path, bs, "fred", 10)
-    assert len(consume(flumen_bin, tmp_path, bs, "fred", "g1", 6)) == 6
+    produce(flumen_bin, tmp_path, bs, "fred", 10, partitions=1)
+    assert len(consume(flumen_bin, tmp_path, bs, "fred", "g1", 10)) == 10
+    # Four more records after the group's position: a lag of 4.
+    out = tool(flumen_bin, tmp_path, "subcommand", "kafka-console-producer.sh",
+               "--bootstrap-server", bs, "--topic", "fred", stdin="a\nb\nc\nd\n")
+    assert out.returncode == 0, out.stderr
 
     out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
                "--list")
@@ -60,12 +64,10 @@ def test_lag_reset_and_delete(flumen_bin, gbroker, tmp_path, how):
     assert out.stdout.splitlines()[1].split() == [
         "GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG", "CONSUMER-ID",
         "HOST", "CLIENT-ID"]
-    rows = table(out.stdout)
-    assert {r["PARTITION"] for r in rows} == {"0", "1"}
-    assert sum(int(r["LOG-END-OFFSET"]) for r in rows) == 10
-    assert sum(int(r["CURRENT-OFFSET"]) for r in rows if r["CURRENT-OFFSET"] != "-") == 6
-    assert sum(int(r["LAG"]) for r in rows if r["LAG"] != "-") + \
-        sum(int(r["LOG-END-OFFSET"]) for r in rows if r["LAG"] == "-") == 4
+    (row,) = table(out.stdout)
+    assert (row["GROUP"], row["TOPIC"], row["PARTITION"]) == ("g1", "fred", "0")
+    assert (row["CURRENT-OFFSET"], row["LOG-END-OFFSET"], row["LAG"]) == ("10", "14", "4")
+    assert (row["CONSUMER-ID"], row["HOST"], row["CLIENT-ID"]) == ("-", "-", "-")
     assert "Consumer group 'g1' has no active members." in out.stderr
 
     # Dry run (the default) changes nothing.
@@ -74,23 +76,22 @@ def test_lag_reset_and_delete(flumen_bin, gbroker, tmp_path, how):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "WARN: No action will be performed as the --execute option is missing." in out.stderr
     plan = table(out.stdout)
-    assert [(r["TOPIC"], r["PARTITION"], r["NEW-OFFSET"]) for r in plan] == [
-        ("fred", "0", "0"), ("fred", "1", "0")]
+    assert [(r["TOPIC"], r["PARTITION"], r["NEW-OFFSET"]) for r in plan] == [("fred", "0", "0")]
     # --execute moves the group: it then reads everything again.
     out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
                "--reset-offsets", "--group", "g1", "--all-topics", "--to-earliest", "--execute")
     assert out.returncode == 0, out.stdout + out.stderr
     out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
                "--describe", "--group", "g1")
-    assert sum(int(r["LAG"]) for r in table(out.stdout)) == 10
-    assert len(consume(flumen_bin, tmp_path, bs, "fred", "g1", 10)) == 10
+    assert sum(int(r["LAG"]) for r in table(out.stdout)) == 14
+    assert len(consume(flumen_bin, tmp_path, bs, "fred", "g1", 14)) == 14
 
     # --shift-by and --to-offset, clamped to the log.
     out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
                "--reset-offsets", "--group", "g1", "--topic", "fred:0", "--to-offset", "1000",
                "--dry-run")
     (row,) = table(out.stdout)
-    assert row["PARTITION"] == "0" and int(row["NEW-OFFSET"]) <= 10
+    assert row["PARTITION"] == "0" and row["NEW-OFFSET"] == "14"
 
     out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
                "--delete", "--group", "g1")
@@ -125,7 +126,9 @@ def test_reset_refused_while_group_is_active(flumen_bin, gbroker, tmp_path):
                                     "#MEMBERS"]
         out = tool(flumen_bin, tmp_path, "subcommand", "kafka-consumer-groups.sh",
                    "--bootstrap-server", bs, "--describe", "--group", "g2", "--members")
-        assert "/127.0.0.1" in out.stdout or "127.0.0.1" in out.stdout
+        (member,) = [l for l in out.stdout.splitlines() if "console-consumer-" in l]
+        assert member.startswith("g2 ")
+        assert member.split()[-1] == "2", "#PARTITIONS: both partitions of busy"
         out = tool(flumen_bin, tmp_path, "subcommand", "kafka-consumer-groups.sh",
                    "--bootstrap-server", bs, "--reset-offsets", "--group", "g2", "--topic", "busy",
                    "--to-earliest", "--execute")
@@ -151,3 +154,34 @@ def test_groups_usage_errors(flumen_bin, broker, tmp_path):
                "--bootstrap-server", bs, "--reset-offsets", "--group", "g", "--topic", "t",
                "--to-earliest", "--dry-run", "--execute")
     assert out.returncode == 1
+
+
+@pytest.mark.parametrize("how", HOW)
+def test_delete_offsets(flumen_bin, gbroker, tmp_path, how):
+    bs = gbroker.bootstrap
+    produce(flumen_bin, tmp_path, bs, "off", 3, partitions=1)
+    assert len(consume(flumen_bin, tmp_path, bs, "off", "g3", 3)) == 3
+    out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
+               "--delete-offsets", "--group", "g3", "--topic", "off")
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Request succeed for deleting offsets with topic off group g3"
+    assert lines[1] == ""
+    assert lines[2].split() == ["TOPIC", "PARTITION", "STATUS"]
+    assert lines[3].split() == ["off", "0", "Successful"]
+    out = tool(flumen_bin, tmp_path, how, "kafka-consumer-groups.sh", "--bootstrap-server", bs,
+               "--describe", "--group", "g3")
+    assert table(out.stdout) == []
+
+
+def test_from_beginning_hint_for_a_group_with_offsets(flumen_bin, gbroker, tmp_path):
+    bs = gbroker.bootstrap
+    produce(flumen_bin, tmp_path, bs, "again", 2, partitions=1)
+    assert len(consume(flumen_bin, tmp_path, bs, "again", "g4", 2)) == 2
+    out = tool(flumen_bin, tmp_path, "kafka-name", "kafka-console-consumer.sh",
+               "--bootstrap-server", bs, "--topic", "again", "--group", "g4", "--from-beginning",
+               "--timeout-ms", "8000")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == ""
+    assert "group 'g4' already has committed offsets on 'again'" in out.stderr
+    assert out.stderr.strip().splitlines()[-1] == "Processed a total of 0 messages"

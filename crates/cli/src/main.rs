@@ -15,7 +15,7 @@ use clap::{Parser, Subcommand};
 /// Flumen: a real-time data streaming platform — a Kafka-compatible broker, Flume-compatible
 /// agents and Kafka's tools, in one binary.
 #[derive(Parser, Debug)]
-#[command(name = "flumen", version, about, long_about = None)]
+#[command(name = "flumen", version, about, long_about = None, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -271,6 +271,50 @@ pub fn parse_offset(text: &str) -> anyhow::Result<Offset> {
     }
 }
 
+/// Fails clearly when a named group cannot work because the cluster has no group
+/// coordinator (instead of waiting for a join that never completes).
+fn require_groups(
+    consumer: &BaseConsumer,
+    bootstrap: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    if super::groups_supported(consumer.client(), timeout) {
+        return Ok(());
+    }
+    anyhow::bail!(
+        "the cluster at {bootstrap} has no group coordinator (ListGroups is not supported), so \
+         consumer groups cannot work there; leave out --group (or use --partition)"
+    )
+}
+
+/// Kafka users often expect `--from-beginning` to rewind a named group; it only applies to a
+/// group without committed offsets. Say so on stderr when the group already has some.
+fn hint_if_resuming(
+    consumer: &BaseConsumer,
+    group: &str,
+    metadata: &rdkafka::metadata::Metadata,
+    topic: &str,
+    timeout: Duration,
+) {
+    let Ok(tpl) = super::all_partitions(metadata, topic, Offset::Invalid) else {
+        return;
+    };
+    let Ok(committed) = consumer.committed_offsets(tpl, timeout) else {
+        return;
+    };
+    if committed
+        .elements()
+        .iter()
+        .any(|e| matches!(e.offset(), Offset::Offset(_)))
+    {
+        eprintln!(
+            "Note: group '{group}' already has committed offsets on '{topic}', so it resumes \
+             there and --from-beginning does not apply (rewind with kafka-consumer-groups.sh \
+             --reset-offsets --group {group} --topic {topic} --to-earliest --execute)."
+        );
+    }
+}
+
 /// Runs the tool.
 pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
     if let Some(w) = &args.whitelist {
@@ -349,6 +393,7 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
             format!("console-consumer-{}", super::random_below(100_000))
         }
     };
+    let group_id = group.clone();
     props.insert("group.id".into(), group);
     props
         .entry("client.id".into())
@@ -411,7 +456,13 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
                 };
                 consumer.assign(&super::all_partitions(&md, topic, start)?)?;
             }
-            None => consumer.subscribe(&[topic])?,
+            None => {
+                require_groups(&consumer, &bootstrap, timeout)?;
+                if args.from_beginning && !throwaway_group {
+                    hint_if_resuming(&consumer, &group_id, &md, topic, timeout);
+                }
+                consumer.subscribe(&[topic])?;
+            }
         }
     } else if let Some(pattern) = &include {
         // Kafka matches the whole topic name.
@@ -438,6 +489,7 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
             }
             consumer.assign(&tpl)?;
         } else {
+            require_groups(&consumer, &bootstrap, timeout)?;
             consumer.subscribe(&[&format!("^({core})$")])?;
         }
     }

@@ -340,26 +340,20 @@ pub fn run(args: ConsoleProducerArgs) -> anyhow::Result<()> {
         );
     }
 
-    let interactive = std::io::stdin().is_terminal();
-    let stdin = std::io::stdin();
-    let mut input = stdin.lock();
-    let mut line = String::new();
+    // Lines are read on a helper thread so that Ctrl-C (handled here) still flushes what was
+    // typed, as Kafka's shutdown hook does.
+    let interrupted = super::interrupt_flag();
+    let lines = spawn_line_reader(std::io::stdin().is_terminal());
     let mut line_number = 0usize;
     let mut failed = false;
-    loop {
-        if interactive {
-            print!(">");
-            let _ = std::io::stdout().flush();
-        }
-        line.clear();
-        let n = input.read_line(&mut line).context("cannot read stdin")?;
-        if n == 0 {
-            break;
-        }
+    while !interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        let line = match lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) => line.context("cannot read stdin")?,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         line_number += 1;
-        let text = line.strip_suffix('\n').unwrap_or(&line);
-        let text = text.strip_suffix('\r').unwrap_or(text);
-        let record = match parse_line(text, line_number, &reader) {
+        let record = match parse_line(&line, line_number, &reader) {
             Ok(r) => r,
             Err(e) => {
                 eprintln!("{e}");
@@ -381,6 +375,44 @@ pub fn run(args: ConsoleProducerArgs) -> anyhow::Result<()> {
         return Err(super::Reported.into());
     }
     Ok(())
+}
+
+/// Reads stdin line by line (without the line ending) on a helper thread, printing the `>`
+/// prompt first when stdin is a terminal. The channel closes at end of input.
+fn spawn_line_reader(interactive: bool) -> std::sync::mpsc::Receiver<std::io::Result<String>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1024);
+    let _ = std::thread::Builder::new()
+        .name("stdin".into())
+        .spawn(move || {
+            let stdin = std::io::stdin();
+            let mut input = stdin.lock();
+            loop {
+                if interactive {
+                    print!(">");
+                    let _ = std::io::stdout().flush();
+                }
+                let mut line = String::new();
+                match input.read_line(&mut line) {
+                    Ok(0) => return,
+                    Ok(_) => {
+                        if line.ends_with('\n') {
+                            line.pop();
+                            if line.ends_with('\r') {
+                                line.pop();
+                            }
+                        }
+                        if tx.send(Ok(line)).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
+            }
+        });
+    rx
 }
 
 fn send(

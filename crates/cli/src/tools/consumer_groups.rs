@@ -33,7 +33,8 @@ pub struct ConsumerGroupsArgs {
     /// Reset the committed offsets of inactive groups.
     #[arg(long = "reset-offsets")]
     pub reset_offsets: bool,
-    /// Delete committed offsets of a group (not supported yet).
+    /// Delete a group's committed offsets of some topics (the group must not be subscribed to
+    /// them).
     #[arg(long = "delete-offsets")]
     pub delete_offsets: bool,
     /// The Kafka server to connect to (HOST:PORT[,HOST:PORT…]).
@@ -621,10 +622,13 @@ pub fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
         return delete(&cluster, &groups);
     }
     if args.delete_offsets {
-        anyhow::bail!(
-            "--delete-offsets is not supported by this version of flumen (librdkafka's \
-             DeleteConsumerGroupOffsets is not exposed yet); use --reset-offsets instead"
-        );
+        let [group] = groups.as_slice() else {
+            return usage("Option [delete-offsets] takes exactly one [group]");
+        };
+        if args.topic.is_empty() {
+            return usage("Option [delete-offsets] takes one or more [topic]");
+        }
+        return delete_offsets(&cluster, group, &args.topic);
     }
     let mut failed = false;
     for g in &groups {
@@ -1028,6 +1032,103 @@ fn delete(cluster: &Cluster, groups: &[String]) -> anyhow::Result<()> {
     Err(Reported.into())
 }
 
+/// The `--delete-offsets` status table: a blank line, then `TOPIC PARTITION STATUS` rows.
+pub fn delete_offsets_table(rows: &[(String, i32, Option<String>)]) -> String {
+    let line = |a: &str, b: &str, c: &str| format!("{a:<30} {b:<15} {c:<15}");
+    let mut out = String::from("\n");
+    out.push_str(&line("TOPIC", "PARTITION", "STATUS"));
+    out.push('\n');
+    for (t, p, error) in rows {
+        let status = match error {
+            None => "Successful".to_string(),
+            Some(e) => format!("Error: :{e}"),
+        };
+        out.push_str(&line(t, &p.to_string(), &status));
+        out.push('\n');
+    }
+    out
+}
+
+fn delete_offsets(cluster: &Cluster, group: &str, topics: &[String]) -> anyhow::Result<()> {
+    use kafka_protocol::messages::{
+        offset_delete_request::{OffsetDeleteRequestPartition, OffsetDeleteRequestTopic},
+        OffsetDeleteRequest, OffsetDeleteResponse, TopicName,
+    };
+    use kafka_protocol::protocol::StrBytes;
+    use kafka_protocol::ResponseError;
+
+    let known = cluster.topics()?;
+    let mut request_topics = Vec::new();
+    let mut names = Vec::new();
+    for spec in topics {
+        let (t, ps) = parse_topic_scope(spec)?;
+        let partitions = match ps {
+            Some(ps) => ps,
+            None => known.get(&t).cloned().unwrap_or_default(),
+        };
+        names.push(t.clone());
+        request_topics.push(
+            OffsetDeleteRequestTopic::default()
+                .with_name(TopicName(StrBytes::from_string(t)))
+                .with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(p))
+                        .collect(),
+                ),
+        );
+    }
+    let request = OffsetDeleteRequest::default()
+        .with_group_id(kafka_protocol::messages::GroupId(StrBytes::from_string(
+            group.to_string(),
+        )))
+        .with_topics(request_topics);
+    let mut conn = super::wire::group_coordinator(&cluster.bootstrap, group, cluster.timeout)?;
+    let response: OffsetDeleteResponse = conn.call(&request, 0)?;
+    let top = ResponseError::try_from_code(response.error_code);
+    let mut rows: Vec<(String, i32, Option<String>)> = response
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| {
+                (
+                    t.name.0.as_str().to_string(),
+                    p.partition_index,
+                    ResponseError::try_from_code(p.error_code).map(|e| e.to_string()),
+                )
+            })
+        })
+        .collect();
+    rows.sort();
+    let partition_errors = rows.iter().any(|r| r.2.is_some());
+    match top {
+        None if !partition_errors => println!(
+            "Request succeed for deleting offsets with topic {} group {group}",
+            names.join(", ")
+        ),
+        None => print_error("Encounter some partition level error, see the follow-up details:"),
+        Some(ResponseError::GroupIdNotFound) => {
+            print_error(&format!("'{group}' does not exist."));
+            return Err(Reported.into());
+        }
+        Some(ResponseError::NonEmptyGroup) => {
+            print_error(&format!(
+                "Deleting offsets of a consumer group '{group}' is forbidden if the group is not empty."
+            ));
+            return Err(Reported.into());
+        }
+        Some(e) => {
+            print_error(&format!("Encounter some unknown error: {e}"));
+            return Err(Reported.into());
+        }
+    }
+    print!("{}", delete_offsets_table(&rows));
+    if partition_errors {
+        return Err(Reported.into());
+    }
+    Ok(())
+}
+
 fn quoted(groups: &[String]) -> String {
     groups
         .iter()
@@ -1168,6 +1269,29 @@ mod tests {
         assert_eq!(
             parse_topic_scope("t:0,2").unwrap(),
             ("t".to_string(), Some(vec![0, 2]))
+        );
+    }
+
+    #[test]
+    fn delete_offsets_layout() {
+        let t = delete_offsets_table(&[
+            ("fred".into(), 0, None),
+            ("fred".into(), 1, Some("The group is not empty.".into())),
+        ]);
+        assert_eq!(
+            t,
+            format!(
+                "\n{:<30} {:<15} {:<15}\n{:<30} {:<15} {:<15}\n{:<30} {:<15} {:<15}\n",
+                "TOPIC",
+                "PARTITION",
+                "STATUS",
+                "fred",
+                "0",
+                "Successful",
+                "fred",
+                "1",
+                "Error: :The group is not empty."
+            )
         );
     }
 

@@ -15,6 +15,7 @@ pub mod consumer_perf;
 pub mod install_links;
 pub mod producer_perf;
 pub mod topics;
+pub mod wire;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -263,29 +264,41 @@ pub fn random_below(bound: u32) -> u32 {
     u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) % bound.max(1)
 }
 
-/// Sets up a flag that becomes true on Ctrl-C or SIGTERM (watched by a helper thread).
+/// Sets up a flag that becomes true on Ctrl-C or SIGTERM. The handlers are installed before
+/// this returns (so an early Ctrl-C is never lost); a helper thread waits for them.
 pub fn interrupt_flag() -> std::sync::Arc<std::sync::atomic::AtomicBool> {
     use std::sync::atomic::{AtomicBool, Ordering};
     let flag = std::sync::Arc::new(AtomicBool::new(false));
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return flag;
+    };
+    #[cfg(unix)]
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let _guard = rt.enter();
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(i), Ok(t)) => Some((i, t)),
+            _ => None,
+        }
+    };
     let set = flag.clone();
     let _ = std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
             rt.block_on(async {
                 #[cfg(unix)]
                 {
-                    use tokio::signal::unix::{signal, SignalKind};
-                    let Ok(mut term) = signal(SignalKind::terminate()) else {
-                        return;
+                    let Some((mut int, mut term)) = signals else {
+                        return std::future::pending::<()>().await;
                     };
                     tokio::select! {
-                        _ = tokio::signal::ctrl_c() => {}
+                        _ = int.recv() => {}
                         _ = term.recv() => {}
                     }
                 }
