@@ -173,8 +173,8 @@ fn join_topics(
         if t.error().is_none() && topics.matches(t.name()) {
             for p in t.partitions() {
                 let key = (t.name().to_string(), p.id());
-                if !positions.contains_key(&key) {
-                    positions.insert(key, None);
+                if let std::collections::btree_map::Entry::Vacant(e) = positions.entry(key) {
+                    e.insert(None);
                     changed = true;
                 }
             }

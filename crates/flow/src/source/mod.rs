@@ -5,8 +5,8 @@
 //! returns the running [`Source`]; `run` only does runtime work, until `shutdown`.
 
 pub mod exec;
-pub mod kafka;
 pub mod http;
+pub mod kafka;
 pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
