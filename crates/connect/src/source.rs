@@ -400,3 +400,29 @@ impl FileSourceTask {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn position_advances_only_over_acknowledged_records() {
+        let mut acks = Acks {
+            last_sent_end: 10,
+            ..Acks::default()
+        };
+        assert_eq!(acks.committable(), 10);
+        // Three records sent: [10,20) [20,35) [35,40).
+        for (start, end) in [(10, 20), (20, 35), (35, 40)] {
+            acks.inflight.insert(end, start);
+            acks.last_sent_end = end;
+        }
+        assert_eq!(acks.committable(), 10, "nothing acknowledged yet");
+        acks.inflight.remove(&35); // the middle one first
+        assert_eq!(acks.committable(), 10, "a gap holds the position back");
+        acks.inflight.remove(&20);
+        assert_eq!(acks.committable(), 35);
+        acks.inflight.remove(&40);
+        assert_eq!(acks.committable(), 40);
+    }
+}
