@@ -43,6 +43,8 @@ pub enum SourceType {
     SpoolDir,
     /// `TAILDIR`
     Taildir,
+    /// `org.apache.flume.source.kafka.KafkaSource`
+    Kafka,
     /// `syslogtcp`
     SyslogTcp,
     /// `syslogudp`
@@ -107,7 +109,11 @@ const SOURCES: &[Row<SourceType>] = &[
         "org.apache.flume.source.taildir.TaildirSource",
         Some(SourceType::Taildir),
     ),
-    ("", "org.apache.flume.source.kafka.KafkaSource", None),
+    (
+        "",
+        "org.apache.flume.source.kafka.KafkaSource",
+        Some(SourceType::Kafka),
+    ),
     ("", "org.apache.flume.source.StressSource", None),
 ];
 
@@ -162,6 +168,8 @@ pub enum SinkType {
     FileRoll,
     /// `hdfs`
     Hdfs,
+    /// `org.apache.flume.sink.kafka.KafkaSink`
+    Kafka,
 }
 
 const SINKS: &[Row<SinkType>] = &[
@@ -202,7 +210,11 @@ const SINKS: &[Row<SinkType>] = &[
     ),
     ("hive", "org.apache.flume.sink.hive.HiveSink", None),
     ("http", "org.apache.flume.sink.http.HttpSink", None),
-    ("", "org.apache.flume.sink.kafka.KafkaSink", None),
+    (
+        "",
+        "org.apache.flume.sink.kafka.KafkaSink",
+        Some(SinkType::Kafka),
+    ),
 ];
 
 /// Resolves a sink `type`.

@@ -3,6 +3,7 @@
 
 pub mod file_roll;
 pub mod hdfs;
+pub mod kafka;
 pub mod logger;
 pub mod null;
 pub mod processor;
@@ -55,6 +56,8 @@ pub enum SinkConfig {
     FileRoll(file_roll::FileRollConfig),
     /// `hdfs`
     Hdfs(Box<hdfs::HdfsConfig>),
+    /// `org.apache.flume.sink.kafka.KafkaSink`
+    Kafka(kafka::KafkaSinkConfig),
 }
 
 impl SinkConfig {
@@ -74,6 +77,9 @@ impl SinkConfig {
             Resolved::Builtin(SinkType::Hdfs) => Ok(SinkConfig::Hdfs(Box::new(
                 hdfs::HdfsConfig::from_context(ctx)?,
             ))),
+            Resolved::Builtin(SinkType::Kafka) => Ok(SinkConfig::Kafka(
+                kafka::KafkaSinkConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -84,6 +90,7 @@ impl SinkConfig {
             SinkConfig::Null(c) => Some((c.batch_size, "batchSize")),
             SinkConfig::FileRoll(c) => Some((c.batch_size, "sink.batchSize")),
             SinkConfig::Hdfs(c) => Some((c.batch_size, "hdfs.batchSize")),
+            SinkConfig::Kafka(c) => Some((c.batch_size, "flumeBatchSize")),
             SinkConfig::Logger(_) => None,
         }
     }
@@ -95,6 +102,7 @@ impl SinkConfig {
             SinkConfig::Logger(c) => Box::new(c.build(name, channel)),
             SinkConfig::FileRoll(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Hdfs(c) => Box::new(c.build(name, channel)?),
+            SinkConfig::Kafka(c) => Box::new(c.build(name, channel)?),
         })
     }
 }

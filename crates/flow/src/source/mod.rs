@@ -6,6 +6,7 @@
 
 pub mod exec;
 pub mod http;
+pub mod kafka;
 pub mod netcat;
 pub mod netcatudp;
 pub mod seq;
@@ -58,6 +59,8 @@ pub enum SourceConfig {
     SpoolDir(spooldir::SpoolDirConfig),
     /// `TAILDIR`
     Taildir(taildir::TaildirConfig),
+    /// `org.apache.flume.source.kafka.KafkaSource`
+    Kafka(kafka::KafkaSourceConfig),
     /// `syslogtcp`, `syslogudp`, `multiport_syslogtcp`
     Syslog(syslog::SyslogConfig),
     /// `http`
@@ -87,6 +90,9 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Taildir) => Ok(SourceConfig::Taildir(
                 taildir::TaildirConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SourceType::Kafka) => Ok(SourceConfig::Kafka(
+                kafka::KafkaSourceConfig::from_context(ctx)?,
+            )),
             Resolved::Builtin(SourceType::SyslogTcp) => Ok(SourceConfig::Syslog(
                 syslog::SyslogConfig::from_context(ctx, syslog::SyslogKind::Tcp)?,
             )),
@@ -111,6 +117,7 @@ impl SourceConfig {
             SourceConfig::Exec(c) => Some(c.batch_size),
             SourceConfig::SpoolDir(c) => Some(c.batch_size),
             SourceConfig::Taildir(c) => Some(c.batch_size),
+            SourceConfig::Kafka(c) => Some(c.batch_size),
             SourceConfig::Syslog(c) if c.kind == syslog::SyslogKind::MultiportTcp => {
                 Some(c.batch_size)
             }
@@ -136,6 +143,7 @@ impl SourceConfig {
             }
             SourceConfig::Syslog(c) => Box::new(c.build(name).await?),
             SourceConfig::Http(c) => Box::new(c.build(name).await?),
+            SourceConfig::Kafka(c) => Box::new(c.build(name)?),
         })
     }
 }

@@ -1,0 +1,303 @@
+//! `FileStreamSink`: appends every record of its topics to a file, one line per record.
+//!
+//! The consumer belongs to group `connect-<name>` (Kafka's sink group id). Partitions are
+//! assigned directly (one task owns them all) and found again every few seconds, so topics
+//! created later (or matched later by `topics.regex`) are picked up. A task starts each
+//! partition at its position in the offset store, else at the group's committed offset
+//! (when the cluster has a group coordinator), else at the beginning (Connect's
+//! `auto.offset.reset=earliest`). Positions are stored — and committed to the group — only
+//! after the file was flushed, so every record reaches the file at least once; the file is
+//! also flushed whenever the consumer runs dry, so lines show up at once.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::{json, Value};
+
+use crate::config::{ConnectorConfig, Props, WorkerConfig};
+use crate::error::{ConnectError, Result};
+use crate::offsets::OffsetStore;
+use crate::task::{State, TaskControl};
+
+/// The client settings for a sink task's consumer: Connect's defaults, then the worker's
+/// `consumer.*`, then the connector's `consumer.override.*`.
+pub fn consumer_config(worker: &WorkerConfig, name: &str, overrides: &Props) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &worker.bootstrap_servers)
+        .set("group.id", format!("connect-{name}"))
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("client.id", format!("connector-consumer-{name}-0"));
+    for (k, v) in worker.consumer.iter().chain(overrides.iter()) {
+        c.set(k, v);
+    }
+    c
+}
+
+/// Where records go: the file, or stdout when `file` is absent.
+pub enum SinkOutput {
+    /// The file, opened in create+append mode.
+    File(std::io::BufWriter<std::fs::File>),
+    /// Standard output.
+    Stdout(std::io::Stdout),
+}
+
+impl SinkOutput {
+    /// Opens the sink's output (Kafka's error text when it cannot).
+    pub fn open(cfg: &ConnectorConfig) -> Result<Self> {
+        match &cfg.file {
+            None => Ok(SinkOutput::Stdout(std::io::stdout())),
+            Some(path) => {
+                let file = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(|source| ConnectError::SinkFile {
+                        path: path.clone(),
+                        source,
+                    })?;
+                Ok(SinkOutput::File(std::io::BufWriter::with_capacity(
+                    256 * 1024,
+                    file,
+                )))
+            }
+        }
+    }
+
+    fn writer(&mut self) -> &mut dyn Write {
+        match self {
+            SinkOutput::File(w) => w,
+            SinkOutput::Stdout(w) => w,
+        }
+    }
+}
+
+/// The file sink task.
+pub struct FileSinkTask {
+    cfg: Arc<ConnectorConfig>,
+    worker: Arc<WorkerConfig>,
+    store: Arc<OffsetStore>,
+    control: Arc<TaskControl>,
+    output: SinkOutput,
+}
+
+fn partition_key(topic: &str, partition: i32) -> Value {
+    json!({"kafka_partition": partition, "kafka_topic": topic})
+}
+
+impl FileSinkTask {
+    /// A task for `cfg` writing to `output` (opened beforehand, so a bad path fails the
+    /// connector's creation).
+    pub fn new(
+        cfg: Arc<ConnectorConfig>,
+        worker: Arc<WorkerConfig>,
+        store: Arc<OffsetStore>,
+        control: Arc<TaskControl>,
+        output: SinkOutput,
+    ) -> Self {
+        Self {
+            cfg,
+            worker,
+            store,
+            control,
+            output,
+        }
+    }
+
+    /// Runs until stopped; a failure is reported as the task's FAILED state.
+    pub fn run(mut self) {
+        self.control.set_state(State::Running, None);
+        if let Err(error) = self.run_inner() {
+            tracing::error!(connector = %self.cfg.name, %error, "FileStreamSink task failed.");
+            self.control
+                .set_state(State::Failed, Some(error.to_string()));
+        }
+    }
+
+    fn run_inner(&mut self) -> Result<()> {
+        let consumer: BaseConsumer =
+            consumer_config(&self.worker, &self.cfg.name, &self.cfg.consumer_overrides).create()?;
+        let groups = groups_supported(&consumer);
+        if !groups {
+            tracing::info!(connector = %self.cfg.name, "The cluster has no group coordinator; sink positions are kept in the offset file only.");
+        }
+        // (topic, partition) → next offset to read (None: start at the beginning).
+        let mut positions: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
+        let mut next_discovery = Instant::now();
+        let mut last_commit = Instant::now();
+        let mut unflushed = false;
+        let mut result = Ok(());
+        while !self.control.stopping() {
+            if Instant::now() >= next_discovery {
+                if let Err(error) = self.discover(&consumer, groups, &mut positions) {
+                    tracing::warn!(%error, "Cannot read the topic metadata; retrying.");
+                }
+                let wait = if positions.is_empty() { 500 } else { 3000 };
+                next_discovery = Instant::now() + Duration::from_millis(wait);
+            }
+            if self.control.paused() || positions.is_empty() {
+                self.control.sleep(Duration::from_millis(100));
+                continue;
+            }
+            match consumer.poll(Duration::from_millis(100)) {
+                Some(Ok(m)) => {
+                    let data = match self.cfg.value_converter.to_connect(m.payload()) {
+                        Ok(d) => d,
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    };
+                    let w = self.output.writer();
+                    let text = data.sink_text();
+                    let written = w
+                        .write_all(text.as_bytes())
+                        .and_then(|_| w.write_all(b"\n"));
+                    if let Err(source) = written {
+                        result = Err(ConnectError::Io {
+                            context: "writing the sink file".into(),
+                            source,
+                        });
+                        break;
+                    }
+                    unflushed = true;
+                    positions.insert((m.topic().to_string(), m.partition()), Some(m.offset() + 1));
+                }
+                Some(Err(error)) => {
+                    tracing::debug!(%error, "Consumer error.");
+                }
+                None => {
+                    if unflushed {
+                        self.flush_output()?;
+                        unflushed = false;
+                    }
+                }
+            }
+            if last_commit.elapsed() >= self.worker.offset_flush_interval {
+                self.commit(&consumer, groups, &positions)?;
+                unflushed = false;
+                last_commit = Instant::now();
+            }
+        }
+        // Store what reached the file, even after a failure.
+        self.commit(&consumer, groups, &positions)?;
+        result
+    }
+
+    fn flush_output(&mut self) -> Result<()> {
+        self.output
+            .writer()
+            .flush()
+            .map_err(|source| ConnectError::Io {
+                context: "flushing the sink file".into(),
+                source,
+            })
+    }
+
+    /// Flushes the file, then stores the positions (and commits them to the group).
+    fn commit(
+        &mut self,
+        consumer: &BaseConsumer,
+        groups: bool,
+        positions: &BTreeMap<(String, i32), Option<i64>>,
+    ) -> Result<()> {
+        self.flush_output()?;
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), next) in positions {
+            if let Some(next) = next {
+                self.store.put(
+                    &self.cfg.name,
+                    &partition_key(topic, *partition),
+                    Some(json!({"kafka_offset": next})),
+                );
+                let _ = tpl.add_partition_offset(topic, *partition, Offset::Offset(*next));
+            }
+        }
+        if let Err(error) = self.store.flush() {
+            tracing::error!(%error, "Cannot store sink offsets.");
+        }
+        if groups && tpl.count() > 0 {
+            if let Err(error) = consumer.commit(&tpl, CommitMode::Async) {
+                tracing::debug!(%error, "Group commit failed.");
+            }
+        }
+        Ok(())
+    }
+
+    /// Finds the partitions of the sink's topics and assigns any new ones.
+    fn discover(
+        &self,
+        consumer: &BaseConsumer,
+        groups: bool,
+        positions: &mut BTreeMap<(String, i32), Option<i64>>,
+    ) -> Result<()> {
+        let md = consumer.fetch_metadata(None, Duration::from_secs(5))?;
+        let mut new = Vec::new();
+        for t in md.topics() {
+            let wanted = self.cfg.topics.iter().any(|n| n == t.name())
+                || self
+                    .cfg
+                    .topics_regex
+                    .as_ref()
+                    .is_some_and(|r| r.is_match(t.name()) && !t.name().starts_with("__"));
+            if !wanted || t.error().is_some() {
+                continue;
+            }
+            for p in t.partitions() {
+                let key = (t.name().to_string(), p.id());
+                if p.error().is_none() && !positions.contains_key(&key) {
+                    new.push(key);
+                }
+            }
+        }
+        if new.is_empty() {
+            return Ok(());
+        }
+        let mut committed: BTreeMap<(String, i32), i64> = BTreeMap::new();
+        if groups {
+            let mut tpl = TopicPartitionList::new();
+            for (t, p) in &new {
+                tpl.add_partition(t, *p);
+            }
+            if let Ok(c) = consumer.committed_offsets(tpl, Duration::from_secs(5)) {
+                for e in c.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        committed.insert((e.topic().to_string(), e.partition()), o);
+                    }
+                }
+            }
+        }
+        for key in new {
+            let stored = self
+                .store
+                .get(&self.cfg.name, &partition_key(&key.0, key.1))
+                .and_then(|v| v.get("kafka_offset").and_then(Value::as_i64));
+            let start = stored.or_else(|| committed.get(&key).copied());
+            tracing::info!(connector = %self.cfg.name, topic = %key.0, partition = key.1, offset = ?start, "Assigned partition.");
+            positions.insert(key, start);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for ((t, p), next) in positions.iter() {
+            let offset = next.map_or(Offset::Beginning, Offset::Offset);
+            tpl.add_partition_offset(t, *p, offset)?;
+        }
+        consumer.assign(&tpl)?;
+        Ok(())
+    }
+}
+
+/// Whether the cluster has a group coordinator (answers ListGroups).
+fn groups_supported(consumer: &BaseConsumer) -> bool {
+    match consumer.fetch_group_list(None, Duration::from_secs(5)) {
+        Ok(_) => true,
+        Err(e) => !matches!(
+            e.rdkafka_error_code(),
+            Some(rdkafka::types::RDKafkaErrorCode::UnsupportedFeature)
+        ),
+    }
+}
