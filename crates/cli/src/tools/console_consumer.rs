@@ -354,24 +354,12 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
         args.zookeeper.as_deref(),
     )?;
 
-    let mut fmt_props = match &args.formatter_config {
-        Some(p) => super::read_properties_file(p)?,
-        None => BTreeMap::new(),
-    };
-    for kv in &args.property {
-        let (k, v) = super::parse_key_value(kv)?;
-        fmt_props.insert(k, v);
-    }
+    let fmt_props =
+        super::properties_with_overrides(args.formatter_config.as_deref(), &args.property)?;
     let formatter = FormatterConfig::from_properties(&fmt_props)?;
 
-    let mut props = match &args.consumer_config {
-        Some(p) => super::read_properties_file(p)?,
-        None => BTreeMap::new(),
-    };
-    for kv in &args.consumer_property {
-        let (k, v) = super::parse_key_value(kv)?;
-        props.insert(k, v);
-    }
+    let mut props =
+        super::properties_with_overrides(args.consumer_config.as_deref(), &args.consumer_property)?;
     if let (Some(g), Some(p)) = (&args.group, props.get("group.id")) {
         if g != p {
             return usage(format!(

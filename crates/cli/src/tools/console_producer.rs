@@ -309,14 +309,8 @@ pub fn run(args: ConsoleProducerArgs) -> anyhow::Result<()> {
         args.broker_list.as_deref(),
         None,
     )?;
-    let mut reader_props = match &args.reader_config {
-        Some(path) => super::read_properties_file(path)?,
-        None => BTreeMap::new(),
-    };
-    for kv in &args.property {
-        let (k, v) = super::parse_key_value(kv)?;
-        reader_props.insert(k, v);
-    }
+    let reader_props =
+        super::properties_with_overrides(args.reader_config.as_deref(), &args.property)?;
     let reader = ReaderConfig::from_properties(&reader_props)?;
     let props = producer_properties(&args)?;
     let timeout = super::connect_timeout(args.connect_timeout_ms);

@@ -553,25 +553,19 @@ fn print_error(message: &str) {
 
 /// Runs the tool.
 pub fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
-    let actions = [
+    let actions = super::count_set(&[
         args.list,
         args.describe,
         args.delete,
         args.reset_offsets,
         args.delete_offsets,
-    ]
-    .iter()
-    .filter(|a| **a)
-    .count();
+    ]);
     if actions != 1 {
         return usage(
             "Command must include exactly one action: --list, --describe, --delete, --reset-offsets, --delete-offsets",
         );
     }
-    let views = [args.members, args.state.is_some(), args.offsets]
-        .iter()
-        .filter(|v| **v)
-        .count();
+    let views = super::count_set(&[args.members, args.state.is_some(), args.offsets]);
     if args.describe && views > 1 {
         return usage(
             "Option [describe] takes at most one of these options: [members], [offsets], [state]",
@@ -594,10 +588,7 @@ pub fn run(args: ConsumerGroupsArgs) -> anyhow::Result<()> {
         None,
         args.zookeeper.as_deref(),
     )?;
-    let props = match &args.command_config {
-        Some(p) => super::read_properties_file(p)?,
-        None => BTreeMap::new(),
-    };
+    let props = super::properties_with_overrides(args.command_config.as_deref(), &[])?;
     let connect = super::connect_timeout(args.connect_timeout_ms);
     let probe: BaseConsumer = super::client_config(&bootstrap, &props)
         .create()
@@ -813,7 +804,7 @@ fn reset(
     args: &ConsumerGroupsArgs,
     several: bool,
 ) -> anyhow::Result<bool> {
-    let scenarios = [
+    let scenarios = super::count_set(&[
         args.to_earliest,
         args.to_latest,
         args.to_current,
@@ -822,10 +813,7 @@ fn reset(
         args.to_datetime.is_some(),
         args.by_duration.is_some(),
         args.from_file.is_some(),
-    ]
-    .iter()
-    .filter(|s| **s)
-    .count();
+    ]);
     if scenarios != 1 {
         return usage(
             "Option [reset-offsets] takes exactly one of these options: [to-datetime], [by-duration], [to-earliest], [to-latest], [shift-by], [from-file], [to-current], [to-offset]",

@@ -1,7 +1,6 @@
 //! `flumen consumer-perf-test` (`kafka-consumer-perf-test.sh`): consumes N records and prints
 //! Kafka's CSV-style summary.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -186,10 +185,7 @@ pub fn run(args: ConsumerPerfArgs) -> anyhow::Result<()> {
         args.broker_list.as_deref(),
         args.zookeeper.as_deref(),
     )?;
-    let mut props = match &args.consumer_config {
-        Some(p) => super::read_properties_file(p)?,
-        None => BTreeMap::new(),
-    };
+    let mut props = super::properties_with_overrides(args.consumer_config.as_deref(), &[])?;
     let throwaway_group = args.group.is_none() && !props.contains_key("group.id");
     let group = args
         .group

@@ -156,6 +156,28 @@ pub fn read_properties_file(path: &Path) -> anyhow::Result<BTreeMap<String, Stri
     Ok(parse_properties(&text))
 }
 
+/// How many of the flags are set (mutually exclusive actions and options are checked so).
+pub fn count_set(flags: &[bool]) -> usize {
+    flags.iter().filter(|f| **f).count()
+}
+
+/// A tool's client properties: the properties file if one is given (else none), then the
+/// `key=value` overrides (`--property`, `--producer-property`, …) in order, later ones winning.
+pub fn properties_with_overrides(
+    file: Option<&Path>,
+    overrides: &[String],
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut props = match file {
+        Some(path) => read_properties_file(path)?,
+        None => BTreeMap::new(),
+    };
+    for kv in overrides {
+        let (k, v) = parse_key_value(kv)?;
+        props.insert(k, v);
+    }
+    Ok(props)
+}
+
 /// Java client properties that librdkafka spells differently, and those it has no use for
 /// (`None`: dropped).
 const JAVA_TO_LIBRDKAFKA: &[(&str, Option<&str>)] = &[

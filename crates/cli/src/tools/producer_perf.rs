@@ -1,7 +1,6 @@
 //! `flumen producer-perf-test` (`kafka-producer-perf-test.sh`): produces N records as fast as
 //! allowed and reports throughput and latency percentiles in Kafka's words.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -277,14 +276,11 @@ pub fn run(args: ProducerPerfArgs) -> anyhow::Result<()> {
     let Some(throughput) = args.throughput else {
         return usage("argument --throughput is required");
     };
-    let sources = [
+    let sources = super::count_set(&[
         args.record_size.is_some(),
         args.payload_file.is_some(),
         args.payload_monotonic,
-    ]
-    .iter()
-    .filter(|x| **x)
-    .count();
+    ]);
     if sources != 1 {
         return usage(
             "Exactly one of the following arguments is required: --record-size, --payload-file, --payload-monotonic",
@@ -322,14 +318,8 @@ pub fn run(args: ProducerPerfArgs) -> anyhow::Result<()> {
         Vec::new()
     };
 
-    let mut props = match &args.producer_config {
-        Some(p) => super::read_properties_file(p)?,
-        None => BTreeMap::new(),
-    };
-    for kv in &args.producer_props {
-        let (k, v) = super::parse_key_value(kv)?;
-        props.insert(k, v);
-    }
+    let mut props =
+        super::properties_with_overrides(args.producer_config.as_deref(), &args.producer_props)?;
     if let Some(id) = &args.transactional_id {
         props.insert("transactional.id".into(), id.clone());
     }

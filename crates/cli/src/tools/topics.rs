@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rdkafka::admin::{
     AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
-    TopicReplication,
+    TopicReplication, TopicResult,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::metadata::Metadata;
@@ -204,16 +204,13 @@ fn is_internal(name: &str) -> bool {
 
 /// Runs the tool.
 pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    let actions = [
+    let actions = super::count_set(&[
         args.create,
         args.list,
         args.describe,
         args.alter,
         args.delete,
-    ]
-    .iter()
-    .filter(|a| **a)
-    .count();
+    ]);
     if actions != 1 {
         return usage(
             "Command must include exactly one action: --list, --describe, --create, --alter or --delete",
@@ -250,27 +247,29 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
         args.zookeeper.as_deref(),
     )?;
     let timeout = super::connect_timeout(args.connect_timeout_ms);
-    let props = match &args.command_config {
-        Some(path) => super::read_properties_file(path)?,
-        None => BTreeMap::new(),
-    };
+    let props = super::properties_with_overrides(args.command_config.as_deref(), &[])?;
     let admin: AdminClient<DefaultClientContext> = super::client_config(&bootstrap, &props)
         .create()
         .context("cannot create the admin client")?;
     let metadata = super::check_reachable(admin.inner(), &bootstrap, timeout)?;
     let rt = super::runtime()?;
     let opts = AdminOptions::new().request_timeout(Some(timeout.max(Duration::from_secs(30))));
+    let admin = Admin {
+        rt,
+        client: admin,
+        opts,
+    };
 
     let result = if args.create {
-        create(&rt, &admin, &opts, &args)
+        create(&admin, &args)
     } else if args.list {
         list(&metadata, &args)
     } else if args.describe {
-        describe(&rt, &admin, &opts, &metadata, &args)
+        describe(&admin, &metadata, &args)
     } else if args.alter {
-        alter(&rt, &admin, &opts, &metadata, &args)
+        alter(&admin, &metadata, &args)
     } else {
-        delete(&rt, &admin, &opts, &metadata, &args)
+        delete(&admin, &metadata, &args)
     };
     match result {
         Ok(()) => Ok(()),
@@ -282,12 +281,15 @@ pub fn run(args: TopicsArgs) -> anyhow::Result<()> {
     }
 }
 
-fn create(
-    rt: &tokio::runtime::Runtime,
-    admin: &AdminClient<DefaultClientContext>,
-    opts: &AdminOptions,
-    args: &TopicsArgs,
-) -> anyhow::Result<()> {
+/// The admin client with what each of its requests needs: a runtime to wait on and the
+/// request options.
+struct Admin {
+    rt: tokio::runtime::Runtime,
+    client: AdminClient<DefaultClientContext>,
+    opts: AdminOptions,
+}
+
+fn create(admin: &Admin, args: &TopicsArgs) -> anyhow::Result<()> {
     let name = args.topic.as_deref().unwrap_or_default();
     if name.contains('.') || name.contains('_') {
         println!("{COLLISION_WARNING}");
@@ -322,7 +324,9 @@ fn create(
     for (k, v) in &configs {
         new_topic = new_topic.set(k, v);
     }
-    let results = rt.block_on(admin.create_topics([&new_topic], opts))?;
+    let results = admin
+        .rt
+        .block_on(admin.client.create_topics([&new_topic], &admin.opts))?;
     for r in results {
         match r {
             Ok(_) => println!("Created topic {name}."),
@@ -350,17 +354,21 @@ fn matching_topics(metadata: &Metadata, args: &TopicsArgs) -> anyhow::Result<Vec
     Ok(names)
 }
 
-fn ensure_some(names: &[String], args: &TopicsArgs) -> anyhow::Result<bool> {
+/// The topics `--topic` matches, for describe, alter and delete: None (nothing to do) when
+/// none match and that is fine (`--if-exists`, or no `--topic`), an error when none match
+/// otherwise.
+fn existing_topics(metadata: &Metadata, args: &TopicsArgs) -> anyhow::Result<Option<Vec<String>>> {
+    let names = matching_topics(metadata, args)?;
     if names.is_empty() {
         if args.if_exists || args.topic.is_none() {
-            return Ok(false);
+            return Ok(None);
         }
         anyhow::bail!(
             "Topic '{}' does not exist as expected",
             args.topic.as_deref().unwrap_or_default()
         );
     }
-    Ok(true)
+    Ok(Some(names))
 }
 
 fn list(metadata: &Metadata, args: &TopicsArgs) -> anyhow::Result<()> {
@@ -390,22 +398,20 @@ fn topic_view(metadata: &Metadata, name: &str, configs: Vec<String>) -> Option<T
     })
 }
 
-fn describe(
-    rt: &tokio::runtime::Runtime,
-    admin: &AdminClient<DefaultClientContext>,
-    opts: &AdminOptions,
-    metadata: &Metadata,
-    args: &TopicsArgs,
-) -> anyhow::Result<()> {
-    let names = matching_topics(metadata, args)?;
-    if !ensure_some(&names, args)? {
+fn describe(admin: &Admin, metadata: &Metadata, args: &TopicsArgs) -> anyhow::Result<()> {
+    let Some(names) = existing_topics(metadata, args)? else {
         return Ok(());
-    }
+    };
     let specifiers: Vec<ResourceSpecifier> =
         names.iter().map(|n| ResourceSpecifier::Topic(n)).collect();
     // A broker without DescribeConfigs still gets a describe, with empty Configs.
-    let configs: BTreeMap<String, Vec<String>> = rt
-        .block_on(admin.describe_configs(specifiers.iter(), opts))
+    let configs: BTreeMap<String, Vec<String>> = admin
+        .rt
+        .block_on(
+            admin
+                .client
+                .describe_configs(specifiers.iter(), &admin.opts),
+        )
         .map(|results| {
             results
                 .into_iter()
@@ -464,40 +470,34 @@ fn describe(
     Ok(())
 }
 
-fn alter(
-    rt: &tokio::runtime::Runtime,
-    admin: &AdminClient<DefaultClientContext>,
-    opts: &AdminOptions,
-    metadata: &Metadata,
-    args: &TopicsArgs,
-) -> anyhow::Result<()> {
-    let names = matching_topics(metadata, args)?;
-    if !ensure_some(&names, args)? {
+fn alter(admin: &Admin, metadata: &Metadata, args: &TopicsArgs) -> anyhow::Result<()> {
+    let Some(names) = existing_topics(metadata, args)? else {
         return Ok(());
-    }
+    };
     let count = args.partitions.unwrap_or(1) as usize;
     let requests: Vec<NewPartitions> = names.iter().map(|n| NewPartitions::new(n, count)).collect();
-    for r in rt.block_on(admin.create_partitions(requests.iter(), opts))? {
-        if let Err((topic, code)) = r {
-            anyhow::bail!("{code} (topic '{topic}')");
-        }
-    }
-    Ok(())
+    first_topic_error(
+        admin
+            .rt
+            .block_on(admin.client.create_partitions(requests.iter(), &admin.opts))?,
+    )
 }
 
-fn delete(
-    rt: &tokio::runtime::Runtime,
-    admin: &AdminClient<DefaultClientContext>,
-    opts: &AdminOptions,
-    metadata: &Metadata,
-    args: &TopicsArgs,
-) -> anyhow::Result<()> {
-    let names = matching_topics(metadata, args)?;
-    if !ensure_some(&names, args)? {
+fn delete(admin: &Admin, metadata: &Metadata, args: &TopicsArgs) -> anyhow::Result<()> {
+    let Some(names) = existing_topics(metadata, args)? else {
         return Ok(());
-    }
+    };
     let refs: Vec<&str> = names.iter().map(|s| s.as_str()).collect();
-    for r in rt.block_on(admin.delete_topics(&refs, opts))? {
+    first_topic_error(
+        admin
+            .rt
+            .block_on(admin.client.delete_topics(&refs, &admin.opts))?,
+    )
+}
+
+/// Fails with the first per-topic error of an admin request, as `{code} (topic '{name}')`.
+fn first_topic_error(results: Vec<TopicResult>) -> anyhow::Result<()> {
+    for r in results {
         if let Err((topic, code)) = r {
             anyhow::bail!("{code} (topic '{topic}')");
         }
