@@ -5,12 +5,12 @@
 //! round-robin. A transaction's records (its puts or takes, then a commit record) are
 //! encoded into one buffer and written with one `write` under the writer lock.
 //!
-//! Group commit: a put commit then waits until the log is synced up to its end. The first
-//! committer that finds no sync running becomes the syncer: it notes how far the log is
-//! written, runs one `fdatasync`, and wakes every committer whose records lie before that
-//! point. Commits arriving while a sync runs queue up and share the next one. Take commits
-//! do not wait for a sync (a take lost in a crash only redelivers its events); the next put
-//! commit or checkpoint syncs them.
+//! Group commit: a commit (of puts or of takes) then waits until the log is synced up to its
+//! end. The first committer that finds no sync running becomes the syncer: it notes how far
+//! the log is written, runs one `fdatasync`, and wakes every committer whose records lie
+//! before that point. Commits arriving while a sync runs, puts and takes alike, queue up and
+//! share the next one. A sink's take transaction is one batch, so a take costs at most one
+//! shared fsync per batch, and after a crash only batches in flight are delivered again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
@@ -68,6 +68,8 @@ struct Writer {
 struct SyncState {
     synced: u64,
     syncing: bool,
+    /// Log position (file id, offset in it) the last completed sync covers.
+    synced_at: Pointer,
 }
 
 struct Space {
@@ -393,30 +395,45 @@ impl FileLog {
         r
     }
 
-    /// Appends take records for `taken` and a commit record. Not synced (see the module
-    /// docs). Blocking.
+    /// Durably appends take records for `taken` and a commit record (group commit, shared
+    /// with concurrent put and take commits). Blocking.
+    ///
+    /// On error the pointers stay live and the caller returns the events to the queue; a
+    /// take record that reached the disk anyway only marks events the sink already had.
     pub fn commit_takes(&self, taken: &[Pointer]) -> Result<()> {
         let tx = self.next_tx.fetch_add(1, Ordering::Relaxed);
-        let mut w = lock(&self.writer);
-        let r = self.append(&mut w, |buf| {
-            for p in taken {
-                record::encode_take(buf, tx, *p);
-            }
-            record::encode_commit(buf, tx);
-            Vec::new()
-        });
-        match r {
-            Ok(_) => {
+        let r = (|| {
+            let end = {
+                let mut w = lock(&self.writer);
+                let (end, _) = self.append(&mut w, |buf| {
+                    for p in taken {
+                        record::encode_take(buf, tx, *p);
+                    }
+                    record::encode_commit(buf, tx);
+                    Vec::new()
+                })?;
                 for p in taken {
                     w.live.remove(p);
                 }
-                Ok(())
+                end
+            };
+            if let Err(e) = self.sync_to(end) {
+                let mut w = lock(&self.writer);
+                w.live.extend(taken.iter().copied());
+                return Err(e);
             }
-            Err(e) => {
-                self.stats.take_errors.fetch_add(1, Ordering::Relaxed);
-                Err(e)
-            }
+            Ok(())
+        })();
+        if r.is_err() {
+            self.stats.take_errors.fetch_add(1, Ordering::Relaxed);
         }
+        r
+    }
+
+    /// The log position (file id and offset) the last completed fsync covers: what a
+    /// crash that loses every unsynced write would leave.
+    pub fn synced_position(&self) -> Pointer {
+        lock(&self.sync).synced_at
     }
 
     /// Waits until the log is synced up to write clock `end`, syncing it if no one is.
@@ -433,16 +450,21 @@ impl FileLog {
         }
         s.syncing = true;
         drop(s);
-        let (file, target) = {
+        let (file, target, at) = {
             let w = lock(&self.writer);
-            (w.file.clone(), w.written)
+            (
+                w.file.clone(),
+                w.written,
+                Pointer::new(w.file_id, w.offset as u32),
+            )
         };
         let r = file.sync_data();
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         let mut s = lock(&self.sync);
         s.syncing = false;
-        if r.is_ok() {
-            s.synced = s.synced.max(target);
+        if r.is_ok() && target >= s.synced {
+            s.synced = target;
+            s.synced_at = at;
         }
         drop(s);
         self.synced_cv.notify_all();
