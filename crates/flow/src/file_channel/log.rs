@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -641,13 +641,14 @@ fn replay(
     let last_id = files.keys().next_back().copied();
     for (&id, path) in files {
         let cannot = |e: io::Error| format!("cannot read {}: {e}", path.display());
-        let file = File::open(path).map_err(cannot)?;
+        // Read sequentially from the start: the header, then chunk after chunk.
+        let mut file = File::open(path).map_err(cannot)?;
         let size = file.metadata().map_err(cannot)?.len();
         bytes_read += size;
         let is_last = Some(id) == last_id;
         let mut magic = [0u8; FILE_MAGIC.len()];
         if size < FILE_MAGIC.len() as u64
-            || file.read_exact_at(&mut magic, 0).is_err()
+            || file.read_exact(&mut magic).is_err()
             || &magic != FILE_MAGIC
         {
             tracing::warn!(channel = name, file = %path.display(), "Log file without a valid header; ignoring it.");
@@ -667,9 +668,14 @@ fn replay(
                 let more = (need - rest).max(REPLAY_CHUNK).min(unread as usize);
                 let mut buf = Vec::with_capacity(rest + more);
                 buf.extend_from_slice(&data[at..]);
-                buf.resize(rest + more, 0);
-                file.read_exact_at(&mut buf[rest..], pos + data.len() as u64)
+                // The file's cursor is at pos + data.len(): the window's end.
+                let got = (&mut file)
+                    .take(more as u64)
+                    .read_to_end(&mut buf)
                     .map_err(cannot)?;
+                if got < more {
+                    return Err(format!("{} shrank while being read", path.display()));
+                }
                 pos = file_at;
                 at = 0;
                 data = Bytes::from(buf);
