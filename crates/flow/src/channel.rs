@@ -524,7 +524,7 @@ impl Transaction {
         }
     }
 
-    /// File channel commit: writes the log (group commit for puts) on a blocking thread,
+    /// File channel commit: writes the log (group commit) on a blocking thread,
     /// which then also updates the queue, so a cancelled commit leaves no reservation.
     async fn commit_durable(
         &mut self,

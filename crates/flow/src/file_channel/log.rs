@@ -5,16 +5,16 @@
 //! round-robin. A transaction's records (its puts or takes, then a commit record) are
 //! encoded into one buffer and written with one `write` under the writer lock.
 //!
-//! Group commit: a put commit then waits until the log is synced up to its end. The first
-//! committer that finds no sync running becomes the syncer: it notes how far the log is
-//! written, runs one `fdatasync`, and wakes every committer whose records lie before that
-//! point. Commits arriving while a sync runs queue up and share the next one. Take commits
-//! do not wait for a sync (a take lost in a crash only redelivers its events); the next put
-//! commit or checkpoint syncs them.
+//! Group commit: a commit (of puts or of takes) then waits until the log is synced up to its
+//! end. The first committer that finds no sync running becomes the syncer: it notes how far
+//! the log is written, runs one `fdatasync`, and wakes every committer whose records lie
+//! before that point. Commits arriving while a sync runs, puts and takes alike, queue up and
+//! share the next one. A sink's take transaction is one batch, so a take costs at most one
+//! shared fsync per batch, and after a crash only batches in flight are delivered again.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use super::checkpoint::{self, Checkpoint};
 use super::config::FileChannelConfig;
-use super::record::{self, Pointer, Record, Stop, FILE_MAGIC};
+use super::record::{self, Pointer, Record, Stop, FILE_MAGIC, FRAME_HEADER, MAX_RECORD};
 use crate::error::{FlowError, Result};
 use crate::event::Event;
 
@@ -68,6 +68,8 @@ struct Writer {
 struct SyncState {
     synced: u64,
     syncing: bool,
+    /// Log position (file id, offset in it) the last completed sync covers.
+    synced_at: Pointer,
 }
 
 struct Space {
@@ -393,30 +395,45 @@ impl FileLog {
         r
     }
 
-    /// Appends take records for `taken` and a commit record. Not synced (see the module
-    /// docs). Blocking.
+    /// Durably appends take records for `taken` and a commit record (group commit, shared
+    /// with concurrent put and take commits). Blocking.
+    ///
+    /// On error the pointers stay live and the caller returns the events to the queue; a
+    /// take record that reached the disk anyway only marks events the sink already had.
     pub fn commit_takes(&self, taken: &[Pointer]) -> Result<()> {
         let tx = self.next_tx.fetch_add(1, Ordering::Relaxed);
-        let mut w = lock(&self.writer);
-        let r = self.append(&mut w, |buf| {
-            for p in taken {
-                record::encode_take(buf, tx, *p);
-            }
-            record::encode_commit(buf, tx);
-            Vec::new()
-        });
-        match r {
-            Ok(_) => {
+        let r = (|| {
+            let end = {
+                let mut w = lock(&self.writer);
+                let (end, _) = self.append(&mut w, |buf| {
+                    for p in taken {
+                        record::encode_take(buf, tx, *p);
+                    }
+                    record::encode_commit(buf, tx);
+                    Vec::new()
+                })?;
                 for p in taken {
                     w.live.remove(p);
                 }
-                Ok(())
+                end
+            };
+            if let Err(e) = self.sync_to(end) {
+                let mut w = lock(&self.writer);
+                w.live.extend(taken.iter().copied());
+                return Err(e);
             }
-            Err(e) => {
-                self.stats.take_errors.fetch_add(1, Ordering::Relaxed);
-                Err(e)
-            }
+            Ok(())
+        })();
+        if r.is_err() {
+            self.stats.take_errors.fetch_add(1, Ordering::Relaxed);
         }
+        r
+    }
+
+    /// The log position (file id and offset) the last completed fsync covers: what a
+    /// crash that loses every unsynced write would leave.
+    pub fn synced_position(&self) -> Pointer {
+        lock(&self.sync).synced_at
     }
 
     /// Waits until the log is synced up to write clock `end`, syncing it if no one is.
@@ -433,16 +450,21 @@ impl FileLog {
         }
         s.syncing = true;
         drop(s);
-        let (file, target) = {
+        let (file, target, at) = {
             let w = lock(&self.writer);
-            (w.file.clone(), w.written)
+            (
+                w.file.clone(),
+                w.written,
+                Pointer::new(w.file_id, w.offset as u32),
+            )
         };
         let r = file.sync_data();
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         let mut s = lock(&self.sync);
         s.syncing = false;
-        if r.is_ok() {
-            s.synced = s.synced.max(target);
+        if r.is_ok() && target >= s.synced {
+            s.synced = target;
+            s.synced_at = at;
         }
         drop(s);
         self.synced_cv.notify_all();
@@ -574,54 +596,107 @@ fn spawn_checkpointer(log: &Arc<FileLog>) {
 
 type Replayed = (Recovered, u64);
 
+/// Bytes of a log file read at a time during replay (so replay memory is bounded by the
+/// live events, not by the size of the log files). Tiny in unit tests, so that their
+/// records straddle chunk boundaries.
+const REPLAY_CHUNK: usize = if cfg!(test) { 100 } else { 16 << 20 };
+
+/// How many bytes the frame at the start of `buf` needs: its header, then (once the header
+/// is there) header plus record length; 0 for an impossible length (a torn frame, which
+/// reading more will not mend).
+fn frame_len(buf: &[u8]) -> usize {
+    if buf.len() < FRAME_HEADER {
+        return FRAME_HEADER;
+    }
+    let len = u32::from_le_bytes(buf[0..4].try_into().unwrap_or_default()) as usize;
+    if (9..=MAX_RECORD).contains(&len) {
+        FRAME_HEADER + len
+    } else {
+        0
+    }
+}
+
 /// Replays the log files in id order. With a checkpoint, records before its position only
 /// supply the events of its live pointers; from the position on, transactions are applied
-/// as their commit records appear. Returns the live events and the highest transaction id
-/// seen, or why the checkpoint does not fit the files.
+/// as their commit records appear. Files are read in chunks of [`REPLAY_CHUNK`] bytes.
+/// Returns the live events and the highest transaction id seen, or why the checkpoint does
+/// not fit the files.
 fn replay(
     name: &str,
     files: &BTreeMap<u32, PathBuf>,
     cp: Option<&Checkpoint>,
 ) -> std::result::Result<Replayed, String> {
     let start = cp.map_or(Pointer(0), |c| c.position);
-    let mut live: BTreeMap<Pointer, Option<Event>> = BTreeMap::new();
+    // Live puts with the chunk their body lies in.
+    let mut live: BTreeMap<Pointer, Option<(usize, Event)>> = BTreeMap::new();
     if let Some(cp) = cp {
         live.extend(cp.live.iter().map(|p| (*p, None)));
     }
-    type Pending = (Vec<(Pointer, Event)>, Vec<Pointer>);
+    type Pending = (Vec<(Pointer, usize, Event)>, Vec<Pointer>);
     let mut pending: HashMap<u64, Pending> = HashMap::new();
     let mut max_tx = 0;
     let mut bytes_read = 0u64;
-    let mut file_sizes: HashMap<u32, u64> = HashMap::new();
+    // Size of every chunk read, by chunk number.
+    let mut chunk_sizes: Vec<u64> = Vec::new();
     let last_id = files.keys().next_back().copied();
     for (&id, path) in files {
-        let data = match fs::read(path) {
-            Ok(d) => Bytes::from(d),
-            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
-        };
-        bytes_read += data.len() as u64;
-        file_sizes.insert(id, data.len() as u64);
+        let cannot = |e: io::Error| format!("cannot read {}: {e}", path.display());
+        // Read sequentially from the start: the header, then chunk after chunk.
+        let mut file = File::open(path).map_err(cannot)?;
+        let size = file.metadata().map_err(cannot)?.len();
+        bytes_read += size;
         let is_last = Some(id) == last_id;
-        if data.len() < FILE_MAGIC.len() || &data[..FILE_MAGIC.len()] != FILE_MAGIC {
+        let mut magic = [0u8; FILE_MAGIC.len()];
+        if size < FILE_MAGIC.len() as u64
+            || file.read_exact(&mut magic).is_err()
+            || &magic != FILE_MAGIC
+        {
             tracing::warn!(channel = name, file = %path.display(), "Log file without a valid header; ignoring it.");
             continue;
         }
-        let mut at = FILE_MAGIC.len();
+        // The window: file bytes [pos, pos + data.len()) in memory; `at` indexes it.
+        let mut pos = FILE_MAGIC.len() as u64;
+        let mut data = Bytes::new();
+        let mut at = 0usize;
+        let mut chunk = 0usize;
         loop {
+            let rest = data.len() - at;
+            let file_at = pos + at as u64;
+            let need = frame_len(&data[at..]);
+            let unread = size - (pos + data.len() as u64);
+            if rest < need && unread > 0 {
+                let more = (need - rest).max(REPLAY_CHUNK).min(unread as usize);
+                let mut buf = Vec::with_capacity(rest + more);
+                buf.extend_from_slice(&data[at..]);
+                // The file's cursor is at pos + data.len(): the window's end.
+                let got = (&mut file)
+                    .take(more as u64)
+                    .read_to_end(&mut buf)
+                    .map_err(cannot)?;
+                if got < more {
+                    return Err(format!("{} shrank while being read", path.display()));
+                }
+                pos = file_at;
+                at = 0;
+                data = Bytes::from(buf);
+                chunk = chunk_sizes.len();
+                chunk_sizes.push(data.len() as u64);
+                continue;
+            }
             match record::decode(&data, at) {
                 Ok((rec, n)) => {
-                    let ptr = Pointer::new(id, at as u32);
+                    let ptr = Pointer::new(id, file_at as u32);
                     if ptr < start {
                         if let Record::Put { event, .. } = rec {
                             if let Some(slot) = live.get_mut(&ptr) {
-                                *slot = Some(event);
+                                *slot = Some((chunk, event));
                             }
                         }
                     } else {
                         match rec {
                             Record::Put { tx, event } => {
                                 max_tx = max_tx.max(tx);
-                                pending.entry(tx).or_default().0.push((ptr, event));
+                                pending.entry(tx).or_default().0.push((ptr, chunk, event));
                             }
                             Record::Take { tx, target } => {
                                 max_tx = max_tx.max(tx);
@@ -630,8 +705,8 @@ fn replay(
                             Record::Commit { tx } => {
                                 max_tx = max_tx.max(tx);
                                 if let Some((puts, takes)) = pending.remove(&tx) {
-                                    for (p, e) in puts {
-                                        live.insert(p, Some(e));
+                                    for (p, c, e) in puts {
+                                        live.insert(p, Some((c, e)));
                                     }
                                     for t in takes {
                                         live.remove(&t);
@@ -649,37 +724,35 @@ fn replay(
                 Err(Stop::End) => break,
                 Err(Stop::Torn) => {
                     if is_last {
-                        tracing::warn!(channel = name, file = %path.display(), offset = at, "Cutting the torn tail of the log.");
+                        tracing::warn!(channel = name, file = %path.display(), offset = file_at, "Cutting the torn tail of the log.");
                         if let Err(e) = OpenOptions::new()
                             .write(true)
                             .open(path)
-                            .and_then(|f| f.set_len(at as u64).and_then(|()| f.sync_all()))
+                            .and_then(|f| f.set_len(file_at).and_then(|()| f.sync_all()))
                         {
                             return Err(format!("cannot cut {}: {e}", path.display()));
                         }
                     } else {
-                        tracing::error!(channel = name, file = %path.display(), offset = at, "Corrupt record inside the log; the rest of this file is skipped.");
+                        tracing::error!(channel = name, file = %path.display(), offset = file_at, "Corrupt record inside the log; the rest of this file is skipped.");
                     }
                     break;
                 }
             }
         }
     }
-    // Bodies stay slices of the file buffers (no copy) when most of a file is live: its
-    // buffer is freed once its last event is taken. Files mostly taken get their few live
-    // bodies copied out, so a large file is not kept in memory for them.
-    let mut live_bytes: HashMap<u32, u64> = HashMap::new();
-    for (p, e) in &live {
-        if let Some(e) = e {
-            *live_bytes.entry(p.file_id()).or_default() += e.body.len() as u64;
-        }
+    // Bodies stay slices of the chunk buffers (no copy) when most of a chunk is live: its
+    // buffer is freed once its last event is taken. Chunks mostly taken get their few live
+    // bodies copied out, so a large buffer is not kept in memory for them.
+    let mut live_bytes: HashMap<usize, u64> = HashMap::new();
+    for (c, e) in live.values().flatten() {
+        *live_bytes.entry(*c).or_default() += e.body.len() as u64;
     }
     let mut events = Vec::with_capacity(live.len());
     for (p, e) in live {
         match e {
-            Some(mut e) => {
-                let size = file_sizes.get(&p.file_id()).copied().unwrap_or(0);
-                if live_bytes.get(&p.file_id()).copied().unwrap_or(0) * 2 < size {
+            Some((c, mut e)) => {
+                let size = chunk_sizes.get(c).copied().unwrap_or(0);
+                if live_bytes.get(&c).copied().unwrap_or(0) * 2 < size {
                     e.body = Bytes::copy_from_slice(&e.body);
                 }
                 events.push((p, e));

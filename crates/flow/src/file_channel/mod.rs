@@ -13,9 +13,10 @@
 //!
 //! # Invariants and crashes
 //!
-//! - A put commit returns only after its records and commit record are fsynced (shared by
-//!   concurrent commits: group commit, see [`log`]). A take commit is written but not
-//!   waited for: after a crash its events may be delivered again (at-least-once).
+//! - A commit, of puts or of takes, returns only after its records and commit record are
+//!   fsynced (shared by concurrent put and take commits: group commit, see [`log`]). After
+//!   a crash, only events of take transactions not yet committed (batches in flight) are
+//!   delivered again (at-least-once).
 //! - Replay starts from the newest valid checkpoint (primary, then backup), reading earlier
 //!   records only for the events the checkpoint lists; with no usable checkpoint it replays
 //!   every file. Puts count only once their commit record is read; a torn or corrupt tail

@@ -32,7 +32,7 @@ const ROLLBACK: u8 = 4;
 
 /// Where a put record lives: log file id in the high 32 bits, byte offset in the low 32
 /// (Flume's `FlumeEventPointer`). Pointers grow with write order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Pointer(pub u64);
 
 impl Pointer {

@@ -288,3 +288,53 @@ async fn directories_are_locked() {
         .unwrap_err();
     assert!(err.to_string().contains("in use"), "{err}");
 }
+
+/// A crash that loses every write no fsync covered: copies the directories and cuts the
+/// newest log file back to the last synced position.
+fn crash_dropping_unsynced(ch: &Arc<MemoryChannel>, from: &Path, to: &Path) {
+    let log = ch.file_log().unwrap();
+    let at = log.synced_position();
+    copy_dir(from, to);
+    let rel = newest_log(&config(from))
+        .strip_prefix(from)
+        .unwrap()
+        .to_path_buf();
+    let id: u32 = rel
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .strip_prefix("log-")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(at.file_id(), id, "the newest log file was synced");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(to.join(rel))
+        .unwrap();
+    f.set_len(at.offset() as u64).unwrap();
+}
+
+#[tokio::test]
+async fn committed_takes_are_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let ch = open_ch(&c).await;
+    put(&ch, names(0..10)).await;
+    assert_eq!(take(&ch, 4).await, names(0..4));
+    let crashed = tempfile::tempdir().unwrap();
+    crash_dropping_unsynced(&ch, dir.path(), crashed.path());
+    drop(ch);
+    let ch = open_ch(&config(crashed.path())).await;
+    assert_eq!(drain(&ch).await, names(4..10));
+    // Again after a checkpoint, with two takes in a row.
+    ch.file_log().unwrap().checkpoint().unwrap();
+    assert_eq!(take(&ch, 2).await, names(4..6));
+    assert_eq!(take(&ch, 1).await, names(6..7));
+    let crashed2 = tempfile::tempdir().unwrap();
+    crash_dropping_unsynced(&ch, crashed.path(), crashed2.path());
+    drop(ch);
+    let ch = open_ch(&config(crashed2.path())).await;
+    assert_eq!(drain(&ch).await, names(7..10));
+}
