@@ -22,7 +22,9 @@ run() { # $1: wrapper command prefix (may be empty)
     -X batch.size=1000000 -X batch.num.messages=100000 \
     -X queue.buffering.max.messages=2000000 -X queue.buffering.max.kbytes=2000000
   t1=$(date +%s.%N)
-  kill -INT $pid; wait $pid || true
+  local target=$pid
+  if [ -n "$1" ]; then target=$(pgrep -P "$pid" | head -1); fi
+  kill -INT "$target"; wait $pid || true
   python3 -c "import sys; t=float(sys.argv[2])-float(sys.argv[1]); print(f'{sys.argv[3]}: {200000/t:,.0f} rec/s ({t:.2f} s)')" "$t0" "$t1" "${1:-plain}"
   if [ -n "$1" ]; then grep -E 'fdatasync|fsync|calls' "$d.out" || true; fi
 }
