@@ -41,10 +41,8 @@ enum Close {
 /// Serves one connection until the peer closes it, it misbehaves, or shutdown is requested
 /// (then requests already received are answered before closing).
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, shutdown: CancellationToken) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
+    let peer_addr = stream.peer_addr().ok();
+    let peer = peer_addr.map(|a| a.to_string()).unwrap_or_default();
     let _ = stream.set_nodelay(true);
     let (mut rd, wr) = stream.into_split();
     let max = broker.config.socket_request_max_bytes;
@@ -77,7 +75,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, shutdown: Cancellatio
     });
     let mut out = BufWriter::with_capacity(64 * 1024, wr);
     while let Some(frame) = rx.recv().await {
-        match handle_frame(&broker, frame).await {
+        match handle_frame_from(&broker, frame, peer_addr).await {
             Ok(Some((prefix, body))) => {
                 let written = match out.write_all(&prefix).await {
                     Ok(()) => out.write_all(&body).await,
@@ -149,9 +147,19 @@ fn api_versions_range() -> (i16, i16) {
 /// A response ready to write: the size prefix with the response header, then the body.
 pub type Response = (Bytes, BytesMut);
 
-/// Handles one request frame; returns the framed response (`None`: no response), or the
-/// reason to close the connection.
+/// Handles one request frame from an unknown peer; returns the framed response (`None`: no
+/// response), or the reason to close the connection.
 pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<Response>, String> {
+    handle_frame_from(broker, frame, None).await
+}
+
+/// Handles one request frame received from `peer`; returns the framed response (`None`: no
+/// response), or the reason to close the connection.
+pub async fn handle_frame_from(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    peer: Option<std::net::SocketAddr>,
+) -> Result<Option<Response>, String> {
     if frame.len() < 8 {
         return Err(format!(
             "request of {} bytes is shorter than a header",
@@ -193,6 +201,7 @@ pub async fn handle_frame(broker: &Arc<Broker>, frame: Bytes) -> Result<Option<R
         header,
         api_key: row.key,
         version,
+        peer,
     };
     match (row.handle)(ctx, buf).await {
         Ok(Some(body)) => {

@@ -26,6 +26,8 @@ pub struct RequestContext {
     pub api_key: ApiKey,
     /// The request version.
     pub version: i16,
+    /// The client's address (`None` when unknown, e.g. frames handled without a socket).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// A handler's future: the encoded response body, or `None` for no response (acks=0).

@@ -11,8 +11,8 @@
 //! offset are replayed from the log, so the state survives clean and unclean restarts.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use flumen_log::{
     AppendOptions, FetchInfo, LogConfig, LogError, LogManager, Offset, PartitionLog, ReadOptions,
@@ -37,6 +37,18 @@ pub struct AppendResult {
     pub log_append_time: i64,
     /// The log start offset after the append.
     pub log_start_offset: i64,
+    /// `Some(offset)`: the flush policy (flush.messages / flush.ms) asks for an fsync; the
+    /// acknowledgement must wait until [`Partition::wait_flushed`]`(offset)` returns.
+    pub flush_to: Option<i64>,
+}
+
+/// What the partition's flusher publishes to waiting producers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Flushed {
+    /// The recovery point: every offset below it is fsynced.
+    offset: i64,
+    /// How many flushes failed so far.
+    failures: u64,
 }
 
 /// A refused append: the Kafka error and a message for `error_message`.
@@ -53,6 +65,10 @@ struct Inner {
     producers: ProducerStateMap,
     /// Producer state changed since the last snapshot.
     producers_dirty: bool,
+    /// Highest offset a producer waits to see flushed (exclusive end).
+    flush_requested: i64,
+    /// A flusher loop ([`Partition::run_flusher`]) is running for this partition.
+    flusher_running: bool,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -69,6 +85,10 @@ pub struct Partition {
     end_offset: AtomicI64,
     start_offset: AtomicI64,
     snapshot_path: PathBuf,
+    /// The flushed offset (recovery point), watched by producers waiting for an fsync.
+    flushed: tokio::sync::watch::Sender<Flushed>,
+    /// Number of flushes that ran fsyncs (group commits), for tests and benchmarks.
+    fsyncs: AtomicU64,
 }
 
 impl std::fmt::Debug for Partition {
@@ -129,7 +149,13 @@ impl Partition {
             }
             from = next;
         }
+        let (flushed, _) = tokio::sync::watch::channel(Flushed {
+            offset: log.recovery_point().0,
+            failures: 0,
+        });
         let partition = Partition {
+            flushed,
+            fsyncs: AtomicU64::new(0),
             end_offset: AtomicI64::new(log.log_end_offset().0),
             start_offset: AtomicI64::new(log.log_start_offset().0),
             tp,
@@ -137,6 +163,8 @@ impl Partition {
                 log: Some(log),
                 producers,
                 producers_dirty: false,
+                flush_requested: 0,
+                flusher_running: false,
             }),
             snapshot_path,
         };
@@ -233,11 +261,17 @@ impl Partition {
             match inner.producers.check(&first) {
                 Ok(SequenceCheck::Append) => {}
                 Ok(SequenceCheck::Duplicate { first_offset }) => {
+                    // The original append may still wait for its fsync: so does the retry.
+                    let end = first_offset + first.last_offset_delta as i64 + 1;
+                    let flush_to = (log.recovery_point().0 < end
+                        && inner.flush_requested > first_offset)
+                        .then_some(end);
                     return Ok(AppendResult {
                         base_offset: first_offset,
                         log_append_time: -1,
                         log_start_offset: log.log_start_offset().0,
-                    })
+                        flush_to,
+                    });
                 }
                 Err(error) => {
                     return Err(refuse(
@@ -266,15 +300,11 @@ impl Partition {
             inner.producers.record(&first, info.first_offset.0);
             inner.producers_dirty = true;
         }
-        if log.needs_flush(Timestamp(now_ms)) {
-            if let Err(error) = log.flush() {
-                tracing::error!(%error, partition = %self.tp, "Flush failed.");
-                return Err(AppendRefused {
-                    error: ResponseError::KafkaStorageError,
-                    message: error.to_string(),
-                });
-            }
-        }
+        // Group commit: the fsync is left to the partition's flusher (see wait_flushed), so
+        // concurrent producers' appends share one fsync.
+        let flush_to = log
+            .needs_flush(Timestamp(now_ms))
+            .then(|| log.log_end_offset().0);
         self.end_offset
             .store(log.log_end_offset().0, Ordering::Release);
         self.start_offset
@@ -283,7 +313,126 @@ impl Partition {
             base_offset: info.first_offset.0,
             log_append_time: info.log_append_time.map(|t| t.0).unwrap_or(-1),
             log_start_offset: info.log_start_offset.0,
+            flush_to,
         })
+    }
+
+    /// Number of group-commit flushes that ran fsyncs on this partition.
+    pub fn fsync_count(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// The recovery point: every offset below it is on disk.
+    pub fn recovery_point(&self) -> i64 {
+        self.lock()
+            .log
+            .as_ref()
+            .map(|l| l.recovery_point().0)
+            .unwrap_or(-1)
+    }
+
+    /// Waits (asynchronously) until every offset below `offset` is fsynced, starting the
+    /// partition's flusher on a blocking thread if none runs. Appends keep going while the
+    /// flusher's fsync runs; the next fsync covers all of them (group commit).
+    pub async fn wait_flushed(self: &Arc<Self>, offset: i64) -> Result<()> {
+        let mut rx = self.flushed.subscribe();
+        let (failures, spawn) = {
+            let mut inner = self.lock();
+            let Some(log) = inner.log.as_ref() else {
+                return Err(self.closed());
+            };
+            if log.recovery_point().0 >= offset {
+                return Ok(());
+            }
+            inner.flush_requested = inner.flush_requested.max(offset);
+            let spawn = !inner.flusher_running;
+            inner.flusher_running = true;
+            (rx.borrow().failures, spawn)
+        };
+        if spawn {
+            let me = self.clone();
+            tokio::task::spawn_blocking(move || me.run_flusher());
+        }
+        let seen = rx
+            .wait_for(|f| f.offset >= offset || f.failures > failures)
+            .await
+            .map(|f| *f)
+            .map_err(|_| self.closed())?;
+        if seen.offset >= offset {
+            Ok(())
+        } else {
+            Err(BrokerError::Task(format!(
+                "flush of partition {} failed",
+                self.tp
+            )))
+        }
+    }
+
+    fn closed(&self) -> BrokerError {
+        BrokerError::Task(format!("partition {} is closed", self.tp))
+    }
+
+    /// The flusher loop (blocking): `begin_flush` under the lock, fsync without it,
+    /// `complete_flush` under it, publish the new recovery point; again while producers
+    /// wait for more. The caller has set `flusher_running`.
+    fn run_flusher(&self) {
+        loop {
+            let pending = {
+                let mut inner = self.lock();
+                let target = inner.flush_requested;
+                let Some(log) = inner.log.as_mut() else {
+                    inner.flusher_running = false;
+                    self.publish(None);
+                    return;
+                };
+                let rp = log.recovery_point().0;
+                if rp >= target {
+                    inner.flusher_running = false;
+                    self.publish(Some(rp));
+                    return;
+                }
+                match log.begin_flush() {
+                    Ok(p) => p,
+                    Err(error) => {
+                        inner.flusher_running = false;
+                        tracing::error!(%error, partition = %self.tp, "Flush failed.");
+                        self.publish(None);
+                        return;
+                    }
+                }
+            };
+            let synced = pending.sync();
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            let mut inner = self.lock();
+            let done = match (synced, inner.log.as_mut()) {
+                (Ok(()), Some(log)) => log.complete_flush(pending).map(|_| log.recovery_point().0),
+                (Err(e), _) => Err(e),
+                (Ok(()), None) => {
+                    inner.flusher_running = false;
+                    self.publish(None);
+                    return;
+                }
+            };
+            match done {
+                Ok(rp) => self.publish(Some(rp)),
+                Err(error) => {
+                    inner.flusher_running = false;
+                    tracing::error!(%error, partition = %self.tp, "Flush failed.");
+                    self.publish(None);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Publishes a new recovery point (`Some`) or a failure (`None`) to waiting producers;
+    /// called with the partition lock held, so a waiter registering concurrently reads a
+    /// failure count that includes every failure that could have preceded its request.
+    fn publish(&self, flushed: Option<i64>) {
+        self.flushed.send_modify(|f| match flushed {
+            Some(rp) => f.offset = f.offset.max(rp),
+            None => f.failures += 1,
+        });
     }
 
     /// Reads whole batches from `offset`, at most about `max_bytes` (at least one batch).
@@ -341,15 +490,25 @@ impl Partition {
         Ok(())
     }
 
-    /// fsyncs if the flush policy (flush.messages / flush.ms) asks for it.
+    /// fsyncs if the flush policy (flush.messages / flush.ms) asks for it (blocking), through
+    /// the same flusher loop as producers' group commits; does nothing if one is running.
     pub fn flush_if_needed(&self, now_ms: i64) -> Result<()> {
-        self.with_log(|log| {
-            if log.needs_flush(Timestamp(now_ms)) {
-                log.flush()
-            } else {
-                Ok(())
-            }
-        })
+        let mut inner = self.lock();
+        let Some(log) = inner.log.as_ref() else {
+            return Ok(());
+        };
+        if !log.needs_flush(Timestamp(now_ms)) {
+            return Ok(());
+        }
+        let leo = log.log_end_offset().0;
+        inner.flush_requested = inner.flush_requested.max(leo);
+        if inner.flusher_running {
+            return Ok(());
+        }
+        inner.flusher_running = true;
+        drop(inner);
+        self.run_flusher();
+        Ok(())
     }
 
     /// Replaces the log configuration (after AlterConfigs).

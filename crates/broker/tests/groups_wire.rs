@@ -223,6 +223,8 @@ async fn join_sync_heartbeat_leave_and_describe() {
     assert_eq!(d.groups[0].group_state.as_str(), "Stable");
     assert_eq!(d.groups[0].protocol_data.as_str(), "range");
     assert_eq!(&d.groups[0].members[0].member_assignment[..], b"assigned");
+    // Kafka's form of the member's address.
+    assert_eq!(d.groups[0].members[0].client_host.as_str(), "/127.0.0.1");
     assert_eq!(d.groups[1].group_state.as_str(), "Dead");
 
     let l: ListGroupsResponse = call(

@@ -17,6 +17,7 @@ struct TestBroker {
     addr: std::net::SocketAddr,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    broker: std::sync::Arc<flumen_broker::Broker>,
     _dir: tempfile::TempDir,
 }
 
@@ -31,6 +32,7 @@ async fn start(overrides: &[&str]) -> TestBroker {
     assert!(unknown.is_empty());
     let server = Server::build(config).await.unwrap();
     let addr = server.local_addr();
+    let broker = server.broker().clone();
     let shutdown = CancellationToken::new();
     let s = shutdown.clone();
     let task = tokio::spawn(async move { server.run(s).await.unwrap() });
@@ -38,6 +40,7 @@ async fn start(overrides: &[&str]) -> TestBroker {
         addr,
         shutdown,
         task,
+        broker,
         _dir: dir,
     }
 }
@@ -722,5 +725,57 @@ async fn every_version_of_every_api_answers() {
         DescribeClusterRequest::default().with_endpoint_type(1),
         DescribeClusterResponse
     );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flush_messages_1_group_commits_concurrent_producers() {
+    const PRODUCERS: usize = 8;
+    const EACH: usize = 25;
+    let b = start(&["log.flush.interval.messages=1"]).await;
+    let mut s = TcpStream::connect(b.addr).await.unwrap();
+    let _: MetadataResponse =
+        call(&mut s, ApiKey::Metadata, 9, &metadata_req(Some(vec!["gc"]))).await;
+    let mut tasks = Vec::new();
+    for p in 0..PRODUCERS {
+        let addr = b.addr;
+        tasks.push(tokio::spawn(async move {
+            let mut s = TcpStream::connect(addr).await.unwrap();
+            let mut acked = Vec::new();
+            for i in 0..EACH {
+                let v = format!("p{p}-{i}");
+                let r: ProduceResponse = call(
+                    &mut s,
+                    ApiKey::Produce,
+                    9,
+                    &produce_req("gc", batch(&[&v], None), -1),
+                )
+                .await;
+                let r = &r.responses[0].partition_responses[0];
+                assert_eq!(r.error_code, 0, "{:?}", r.error_message);
+                acked.push(r.base_offset);
+            }
+            acked
+        }));
+    }
+    let mut offsets = Vec::new();
+    for t in tasks {
+        offsets.extend(
+            tokio::time::timeout(Duration::from_secs(30), t)
+                .await
+                .unwrap()
+                .unwrap(),
+        );
+    }
+    offsets.sort_unstable();
+    let appends = PRODUCERS * EACH;
+    assert_eq!(offsets, (0..appends as i64).collect::<Vec<_>>());
+    let topic = b.broker.topic("gc").unwrap();
+    let part = topic.partition(0).unwrap();
+    // Every acknowledged record is on disk.
+    assert!(part.recovery_point() >= appends as i64);
+    // Group commit: fewer fsyncs than appends, but at least one.
+    let fsyncs = part.fsync_count();
+    assert!(fsyncs >= 1 && fsyncs < appends as u64, "{fsyncs} fsyncs");
     b.stop().await;
 }

@@ -35,7 +35,8 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                 .as_ref()
                 .map(|c| c.to_string())
                 .unwrap_or_default(),
-            client_host: String::new(),
+            // Kafka's form: InetAddress.toString() of the peer, "/127.0.0.1".
+            client_host: ctx.peer.map(|a| format!("/{}", a.ip())).unwrap_or_default(),
             session_timeout_ms: req.session_timeout_ms,
             rebalance_timeout_ms: if ctx.version >= 1 {
                 req.rebalance_timeout_ms

@@ -6,7 +6,9 @@
 //! The record batches are never decoded: the raw bytes go to the partition log, which
 //! validates them and rewrites only the base offset. acks 0, 1 and -1 are accepted (on one
 //! node 1 and -1 are the same: the record is in the log when answered); acks=0 gets no
-//! response at all.
+//! response at all. When the flush policy (flush.messages / flush.ms) asks for an fsync,
+//! the answer waits for the partition's flusher (group commit: one fsync for every append
+//! made meanwhile, run on a blocking thread).
 
 use std::sync::Arc;
 
@@ -110,17 +112,23 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
     let any_append = plan
         .iter()
         .any(|(_, w)| w.iter().any(|w| matches!(w, Work::Append(..))));
-    let responses = blocking(move || {
-        plan.into_iter()
-            .map(|(name, works)| {
+    let (mut responses, waits) = blocking(move || {
+        let mut waits: Vec<(Arc<Partition>, i64, (usize, usize))> = Vec::new();
+        let responses = plan.into_iter()
+            .enumerate()
+            .map(|(ti, (name, works))| {
                 let partitions = works
                     .into_iter()
-                    .map(|w| match w {
+                    .enumerate()
+                    .map(|(pi, w)| match w {
                         Work::Done(r) => r,
                         Work::Append(p, records) => {
                             let index = p.tp().partition;
                             match p.append(&records, now) {
-                                Ok(AppendResult { base_offset, log_append_time, log_start_offset }) => {
+                                Ok(AppendResult { base_offset, log_append_time, log_start_offset, flush_to }) => {
+                                    if let Some(offset) = flush_to {
+                                        waits.push((p.clone(), offset, (ti, pi)));
+                                    }
                                     let mut r = PartitionProduceResponse::default()
                                         .with_index(index)
                                         .with_base_offset(base_offset)
@@ -140,9 +148,23 @@ async fn handle(ctx: RequestContext, body: Bytes) -> Result<Option<BytesMut>> {
                     .collect();
                 TopicProduceResponse::default().with_name(name).with_partition_responses(partitions)
             })
-            .collect::<Vec<_>>()
+            .collect::<Vec<_>>();
+        (responses, waits)
     })
     .await?;
+    // Group commit: answer only once a flush covering the appended records completed.
+    for (p, offset, (ti, pi)) in waits {
+        if let Err(error) = p.wait_flushed(offset).await {
+            tracing::error!(%error, partition = %p.tp(), "Produce not flushed.");
+            let r = &mut responses[ti].partition_responses[pi];
+            *r = partition_error(
+                r.index,
+                ResponseError::KafkaStorageError,
+                Some(error.to_string()),
+                version,
+            );
+        }
+    }
     if any_append {
         broker.notify_append();
     }
