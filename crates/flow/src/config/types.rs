@@ -51,6 +51,8 @@ pub enum SourceType {
     MultiportSyslogTcp,
     /// `http`
     Http,
+    /// `avro`
+    Avro,
 }
 
 const SOURCES: &[Row<SourceType>] = &[
@@ -79,7 +81,11 @@ const SOURCES: &[Row<SourceType>] = &[
         "org.apache.flume.source.SpoolDirectorySource",
         Some(SourceType::SpoolDir),
     ),
-    ("avro", "org.apache.flume.source.AvroSource", None),
+    (
+        "avro",
+        "org.apache.flume.source.AvroSource",
+        Some(SourceType::Avro),
+    ),
     ("thrift", "org.apache.flume.source.ThriftSource", None),
     (
         "syslogtcp",
@@ -162,6 +168,8 @@ pub enum SinkType {
     FileRoll,
     /// `hdfs`
     Hdfs,
+    /// `avro`
+    Avro,
 }
 
 const SINKS: &[Row<SinkType>] = &[
@@ -186,7 +194,11 @@ const SINKS: &[Row<SinkType>] = &[
         Some(SinkType::Hdfs),
     ),
     ("irc", "org.apache.flume.sink.irc.IRCSink", None),
-    ("avro", "org.apache.flume.sink.AvroSink", None),
+    (
+        "avro",
+        "org.apache.flume.sink.AvroSink",
+        Some(SinkType::Avro),
+    ),
     ("thrift", "org.apache.flume.sink.ThriftSink", None),
     ("hbase", "org.apache.flume.sink.hbase.HBaseSink", None),
     (
@@ -406,7 +418,7 @@ mod tests {
             source("org.apache.flume.source.NetcatSource"),
             Resolved::Builtin(SourceType::Netcat)
         );
-        assert!(matches!(source("avro"), Resolved::NotImplemented(_)));
+        assert!(matches!(source("thrift"), Resolved::NotImplemented(_)));
         assert_eq!(source("taildir"), Resolved::Builtin(SourceType::Taildir));
         assert_eq!(source("netcatt"), Resolved::Unknown);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Sinks: take events out of a channel inside a transaction and write them; the take is
 //! committed only after the write succeeded (at-least-once).
 
+pub mod avro;
 pub mod file_roll;
 pub mod hdfs;
 pub mod logger;
@@ -55,6 +56,8 @@ pub enum SinkConfig {
     FileRoll(file_roll::FileRollConfig),
     /// `hdfs`
     Hdfs(Box<hdfs::HdfsConfig>),
+    /// `avro`
+    Avro(avro::AvroSinkConfig),
 }
 
 impl SinkConfig {
@@ -74,6 +77,9 @@ impl SinkConfig {
             Resolved::Builtin(SinkType::Hdfs) => Ok(SinkConfig::Hdfs(Box::new(
                 hdfs::HdfsConfig::from_context(ctx)?,
             ))),
+            Resolved::Builtin(SinkType::Avro) => {
+                Ok(SinkConfig::Avro(avro::AvroSinkConfig::from_context(ctx)?))
+            }
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -84,6 +90,7 @@ impl SinkConfig {
             SinkConfig::Null(c) => Some((c.batch_size, "batchSize")),
             SinkConfig::FileRoll(c) => Some((c.batch_size, "sink.batchSize")),
             SinkConfig::Hdfs(c) => Some((c.batch_size, "hdfs.batchSize")),
+            SinkConfig::Avro(c) => Some((c.batch_size, "batch-size")),
             SinkConfig::Logger(_) => None,
         }
     }
@@ -95,6 +102,7 @@ impl SinkConfig {
             SinkConfig::Logger(c) => Box::new(c.build(name, channel)),
             SinkConfig::FileRoll(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Hdfs(c) => Box::new(c.build(name, channel)?),
+            SinkConfig::Avro(c) => Box::new(c.build(name, channel)),
         })
     }
 }

@@ -4,6 +4,7 @@
 //! and a `build()` that acquires resources (binds the port, checks the directory) and
 //! returns the running [`Source`]; `run` only does runtime work, until `shutdown`.
 
+pub mod avro;
 pub mod exec;
 pub mod http;
 pub mod netcat;
@@ -62,6 +63,8 @@ pub enum SourceConfig {
     Syslog(syslog::SyslogConfig),
     /// `http`
     Http(http::HttpConfig),
+    /// `avro`
+    Avro(avro::AvroSourceConfig),
 }
 
 impl SourceConfig {
@@ -99,6 +102,9 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Http) => {
                 Ok(SourceConfig::Http(http::HttpConfig::from_context(ctx)?))
             }
+            Resolved::Builtin(SourceType::Avro) => Ok(SourceConfig::Avro(
+                avro::AvroSourceConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -136,6 +142,7 @@ impl SourceConfig {
             }
             SourceConfig::Syslog(c) => Box::new(c.build(name).await?),
             SourceConfig::Http(c) => Box::new(c.build(name).await?),
+            SourceConfig::Avro(c) => Box::new(c.build(name).await?),
         })
     }
 }
