@@ -242,3 +242,56 @@ impl Sink for AvroSink {
         Box::pin(async move { self.client.close() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::MemoryChannelConfig;
+    use crate::channel_processor::ChannelProcessor;
+    use crate::selector::ChannelSelector;
+    use crate::source::avro::AvroSourceConfig;
+    use crate::source::Source;
+    use tokio_util::sync::CancellationToken;
+
+    #[tokio::test]
+    async fn client_to_source_round_trip_and_reconnect() {
+        let ch = Arc::new(MemoryChannel::new("c1", MemoryChannelConfig::default()));
+        let processor = Arc::new(ChannelProcessor::new(
+            vec![ch.clone()],
+            ChannelSelector::Replicating {
+                required: vec![0],
+                optional: vec![],
+            },
+            vec![],
+        ));
+        let ctx = Context::from_pairs("source r1", &[("bind", "127.0.0.1"), ("port", "0")]);
+        let src = AvroSourceConfig::from_context(&ctx)
+            .unwrap()
+            .build("r1")
+            .await
+            .unwrap();
+        let port = src.local_addr().unwrap().port();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(Box::new(src).run(processor, stop.clone()));
+        let t = Duration::from_secs(5);
+        let mut client = AvroClient::new("127.0.0.1".into(), port, t, t);
+        let mut e = Event::new(&b"body"[..]);
+        e.headers.insert("k".into(), "v".into());
+        client
+            .append_batch(&[e.clone(), Event::new(&b"x"[..])])
+            .await
+            .unwrap();
+        client.append_batch(&[Event::new(&b"y"[..])]).await.unwrap();
+        client.close();
+        client.append_batch(&[Event::new(&b"z"[..])]).await.unwrap();
+        assert_eq!(ch.len(), 4);
+        let mut tx = ch.transaction();
+        assert_eq!(tx.take_batch(10).await.unwrap(), 4);
+        assert_eq!(tx.taken()[0], e);
+        tx.commit().await.unwrap();
+        stop.cancel();
+        task.await.unwrap();
+        // Nothing listens any more: the call fails (and the sink would roll back).
+        assert!(client.append_batch(&[Event::new(&b"w"[..])]).await.is_err());
+    }
+}
