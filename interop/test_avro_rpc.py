@@ -1,6 +1,7 @@
 """Flume's Avro RPC through the real binary, proven against an independent implementation:
 Python's `avro` package encodes and decodes every datum (schemas from Flume's `flume.avdl`
 and Avro's handshake schemas); only the Netty framing is built by hand here."""
+import hashlib
 import io
 import socket
 import struct
@@ -112,7 +113,8 @@ class PyClient:
             if hs["match"] != "NONE":
                 self.handshaken = True
                 if hs["serverProtocol"] is not None:
-                    assert avro.protocol.parse(hs["serverProtocol"]).md5 == hs["serverHash"]
+                    assert hashlib.md5(hs["serverProtocol"].encode()).digest() == hs["serverHash"]
+                    assert set(avro.protocol.parse(hs["serverProtocol"]).messages) == {"append", "appendBatch"}
         dec(META, r)
         is_error = avro.io.BinaryDecoder(r).read_boolean()
         assert not is_error, dec(ERRORS, r)
