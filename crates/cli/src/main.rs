@@ -6,6 +6,7 @@
 
 mod agent;
 mod alias;
+mod avro_client;
 mod serve;
 mod tools;
 
@@ -26,6 +27,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Run a Flume-compatible agent from a Flume configuration file (like `flume-ng agent`).
     Agent(agent::AgentArgs),
+    /// Send each line of a file (or stdin) to an Avro source (like `flume-ng avro-client`).
+    AvroClient(avro_client::AvroClientArgs),
     /// Create, list, describe, alter and delete topics (like `kafka-topics.sh`).
     Topics(tools::topics::TopicsArgs),
     /// Send each line of stdin as a record (like `kafka-console-producer.sh`).
@@ -60,6 +63,7 @@ fn main() -> std::process::ExitCode {
     let result = match cli.command {
         Command::Serve(args) => serve::run(args),
         Command::Agent(args) => agent::run(args),
+        Command::AvroClient(args) => avro_client::run(args),
         Command::Topics(args) => tools::topics::run(args),
         Command::ConsoleProducer(args) => tools::console_producer::run(args),
         Command::ConsoleConsumer(args) => tools::console_consumer::run(args),
