@@ -7,6 +7,7 @@
 mod agent;
 mod alias;
 mod connect;
+mod avro_client;
 mod serve;
 mod tools;
 
@@ -29,6 +30,8 @@ enum Command {
     Agent(agent::AgentArgs),
     /// Run Kafka Connect connectors in standalone mode (like `connect-standalone.sh`).
     ConnectStandalone(connect::ConnectArgs),
+    /// Send each line of a file (or stdin) to an Avro source (like `flume-ng avro-client`).
+    AvroClient(avro_client::AvroClientArgs),
     /// Create, list, describe, alter and delete topics (like `kafka-topics.sh`).
     Topics(tools::topics::TopicsArgs),
     /// Send each line of stdin as a record (like `kafka-console-producer.sh`).
@@ -64,6 +67,7 @@ fn main() -> std::process::ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Agent(args) => agent::run(args),
         Command::ConnectStandalone(args) => connect::run(args),
+        Command::AvroClient(args) => avro_client::run(args),
         Command::Topics(args) => tools::topics::run(args),
         Command::ConsoleProducer(args) => tools::console_producer::run(args),
         Command::ConsoleConsumer(args) => tools::console_consumer::run(args),

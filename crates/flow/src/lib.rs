@@ -10,6 +10,7 @@
 //! [`file_channel`] backs the same channel with a write-ahead log (`type = file`).
 
 pub mod agent;
+pub mod avro_rpc;
 pub mod channel;
 pub mod channel_processor;
 pub mod config;

@@ -53,6 +53,8 @@ pub enum SourceType {
     MultiportSyslogTcp,
     /// `http`
     Http,
+    /// `avro`
+    Avro,
 }
 
 const SOURCES: &[Row<SourceType>] = &[
@@ -81,7 +83,11 @@ const SOURCES: &[Row<SourceType>] = &[
         "org.apache.flume.source.SpoolDirectorySource",
         Some(SourceType::SpoolDir),
     ),
-    ("avro", "org.apache.flume.source.AvroSource", None),
+    (
+        "avro",
+        "org.apache.flume.source.AvroSource",
+        Some(SourceType::Avro),
+    ),
     ("thrift", "org.apache.flume.source.ThriftSource", None),
     (
         "syslogtcp",
@@ -170,6 +176,8 @@ pub enum SinkType {
     Hdfs,
     /// `org.apache.flume.sink.kafka.KafkaSink`
     Kafka,
+    /// `avro`
+    Avro,
 }
 
 const SINKS: &[Row<SinkType>] = &[
@@ -194,7 +202,11 @@ const SINKS: &[Row<SinkType>] = &[
         Some(SinkType::Hdfs),
     ),
     ("irc", "org.apache.flume.sink.irc.IRCSink", None),
-    ("avro", "org.apache.flume.sink.AvroSink", None),
+    (
+        "avro",
+        "org.apache.flume.sink.AvroSink",
+        Some(SinkType::Avro),
+    ),
     ("thrift", "org.apache.flume.sink.ThriftSink", None),
     ("hbase", "org.apache.flume.sink.hbase.HBaseSink", None),
     (
@@ -418,7 +430,7 @@ mod tests {
             source("org.apache.flume.source.NetcatSource"),
             Resolved::Builtin(SourceType::Netcat)
         );
-        assert!(matches!(source("avro"), Resolved::NotImplemented(_)));
+        assert!(matches!(source("thrift"), Resolved::NotImplemented(_)));
         assert_eq!(source("taildir"), Resolved::Builtin(SourceType::Taildir));
         assert_eq!(source("netcatt"), Resolved::Unknown);
         assert_eq!(

@@ -1,6 +1,7 @@
 //! Sinks: take events out of a channel inside a transaction and write them; the take is
 //! committed only after the write succeeded (at-least-once).
 
+pub mod avro;
 pub mod file_roll;
 pub mod hdfs;
 pub mod kafka;
@@ -58,6 +59,8 @@ pub enum SinkConfig {
     Hdfs(Box<hdfs::HdfsConfig>),
     /// `org.apache.flume.sink.kafka.KafkaSink`
     Kafka(kafka::KafkaSinkConfig),
+    /// `avro`
+    Avro(avro::AvroSinkConfig),
 }
 
 impl SinkConfig {
@@ -80,6 +83,9 @@ impl SinkConfig {
             Resolved::Builtin(SinkType::Kafka) => Ok(SinkConfig::Kafka(
                 kafka::KafkaSinkConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SinkType::Avro) => {
+                Ok(SinkConfig::Avro(avro::AvroSinkConfig::from_context(ctx)?))
+            }
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -91,6 +97,7 @@ impl SinkConfig {
             SinkConfig::FileRoll(c) => Some((c.batch_size, "sink.batchSize")),
             SinkConfig::Hdfs(c) => Some((c.batch_size, "hdfs.batchSize")),
             SinkConfig::Kafka(c) => Some((c.batch_size, "flumeBatchSize")),
+            SinkConfig::Avro(c) => Some((c.batch_size, "batch-size")),
             SinkConfig::Logger(_) => None,
         }
     }
@@ -103,6 +110,7 @@ impl SinkConfig {
             SinkConfig::FileRoll(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Hdfs(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Kafka(c) => Box::new(c.build(name, channel)?),
+            SinkConfig::Avro(c) => Box::new(c.build(name, channel)),
         })
     }
 }

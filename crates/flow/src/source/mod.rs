@@ -4,6 +4,7 @@
 //! and a `build()` that acquires resources (binds the port, checks the directory) and
 //! returns the running [`Source`]; `run` only does runtime work, until `shutdown`.
 
+pub mod avro;
 pub mod exec;
 pub mod http;
 pub mod kafka;
@@ -65,6 +66,8 @@ pub enum SourceConfig {
     Syslog(syslog::SyslogConfig),
     /// `http`
     Http(http::HttpConfig),
+    /// `avro`
+    Avro(avro::AvroSourceConfig),
 }
 
 impl SourceConfig {
@@ -105,6 +108,9 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Http) => {
                 Ok(SourceConfig::Http(http::HttpConfig::from_context(ctx)?))
             }
+            Resolved::Builtin(SourceType::Avro) => Ok(SourceConfig::Avro(
+                avro::AvroSourceConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -144,6 +150,7 @@ impl SourceConfig {
             SourceConfig::Syslog(c) => Box::new(c.build(name).await?),
             SourceConfig::Http(c) => Box::new(c.build(name).await?),
             SourceConfig::Kafka(c) => Box::new(c.build(name)?),
+            SourceConfig::Avro(c) => Box::new(c.build(name).await?),
         })
     }
 }
