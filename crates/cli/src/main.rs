@@ -6,8 +6,8 @@
 
 mod agent;
 mod alias;
-mod connect;
 mod avro_client;
+mod connect;
 mod serve;
 mod tools;
 
