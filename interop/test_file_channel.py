@@ -67,7 +67,7 @@ def test_kill_9_at_random_moments_loses_nothing(flumen_bin, tmp_path):
     sigkills = 0
     for _ in range(12):
         agent = Agent(flumen_bin, tmp_path, text)
-        time.sleep(rnd.uniform(0.05, 0.6))
+        time.sleep(rnd.uniform(0.05, 0.3))
         if agent.proc.poll() is not None:
             raise AssertionError(f"agent exited early:\n{agent.text()}")
         agent.proc.send_signal(signal.SIGKILL)

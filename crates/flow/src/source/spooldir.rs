@@ -28,6 +28,15 @@ use crate::monitoring::{CounterGroup, SOURCE_COUNTERS};
 /// ingested (`<byte offset>\t<path>`), so a restart resumes where the last batch was committed.
 pub const POSITION_FILE: &str = ".flumen-spool-position";
 
+/// Records the committed position crash-safely: written to a temporary file, then renamed
+/// over the position file, so a kill at any moment leaves either the old or the new position
+/// (a truncate-and-write could leave an empty file, and the whole file would be read again).
+fn write_position(position_file: &Path, line: &str) -> std::io::Result<()> {
+    let tmp = position_file.with_extension("tmp");
+    std::fs::write(&tmp, line)?;
+    std::fs::rename(&tmp, position_file)
+}
+
 fn read_position(position_file: &Path, path: &Path) -> Option<u64> {
     let text = std::fs::read_to_string(position_file).ok()?;
     let (pos, p) = text.trim_end_matches('\n').split_once('\t')?;
@@ -639,19 +648,22 @@ impl SpoolDirSource {
                 format!("{}\t{}\n", start + reader.consumed, file.path.display()),
             );
             if let Ok(Err(error)) =
-                tokio::task::spawn_blocking(move || std::fs::write(pf, line)).await
+                tokio::task::spawn_blocking(move || write_position(&pf, &line)).await
             {
                 tracing::warn!(source = %self.name, %error, "Cannot record the read position.");
             }
         }
-        let pf = position_file.clone();
-        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(pf)).await;
+        // Complete the file first, then forget its position: a kill in between leaves a
+        // position naming a file that is no longer there, which is ignored; the other order
+        // would read the whole file again.
         let cfg2 = cfg.clone();
         let f2 = file.clone();
-        match tokio::task::spawn_blocking(move || complete(&cfg2, &f2))
+        let outcome = tokio::task::spawn_blocking(move || complete(&cfg2, &f2))
             .await
-            .map_err(std::io::Error::other)??
-        {
+            .map_err(std::io::Error::other)??;
+        let pf = position_file.clone();
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_file(pf)).await;
+        match outcome {
             Outcome::Done(msg) => tracing::info!(source = %self.name, "{msg}"),
             Outcome::Quarantined(msg) => {
                 self.counter.add("GenericProcessingFail", 1);
