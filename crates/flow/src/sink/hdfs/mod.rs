@@ -107,6 +107,7 @@ impl HdfsConfig {
             config: self,
             buckets: HashMap::new(),
             use_clock: 0,
+            last_counter: 0,
             repairs: Vec::new(),
             closes: Vec::new(),
             recovered: false,
@@ -195,6 +196,9 @@ pub struct HdfsSink {
     root: String,
     buckets: HashMap<String, BucketWriter>,
     use_clock: u64,
+    /// The highest file counter handed out, so a bucket opened again within the same
+    /// millisecond (after a failed batch or an idle close) never reuses a file name.
+    last_counter: i64,
     repairs: Vec<Repair>,
     closes: Vec<PendingClose>,
     recovered: bool,
@@ -476,8 +480,9 @@ impl HdfsSink {
         Ok((dir, prefix, key_ms))
     }
 
-    fn new_file(&self, b: &mut BucketWriter) -> OpenFile {
-        b.counter += 1;
+    fn new_file(&mut self, b: &mut BucketWriter) -> OpenFile {
+        b.counter = (b.counter + 1).max(self.last_counter + 1);
+        self.last_counter = b.counter;
         let c = &self.config;
         let sep = if b.dir.ends_with('/') || b.dir.is_empty() {
             ""

@@ -313,3 +313,23 @@ async fn leftovers_are_renamed_and_timestamps_policies() {
     assert_eq!(dead[0].1, b"no timestamp\n");
     assert_eq!(ch.len(), 0);
 }
+
+#[tokio::test]
+async fn a_bucket_opened_again_in_the_same_millisecond_gets_a_new_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(&[("hdfs.path", dir.path().to_str().unwrap())]);
+    let mut sink = c.build_with_store("k1", quick_channel(), Arc::new(LocalStorage));
+    let bucket = || BucketWriter {
+        dir: "d".into(),
+        prefix: "p".into(),
+        counter: 1_000,
+        file: None,
+        last_write: Instant::now(),
+        last_used: 0,
+    };
+    // The same bucket discarded (failed batch) and opened again with the same clock value.
+    let first = sink.new_file(&mut bucket());
+    let second = sink.new_file(&mut bucket());
+    assert_ne!(first.final_path, second.final_path);
+    assert_ne!(first.tmp_path, second.tmp_path);
+}
