@@ -9,8 +9,10 @@
 //! error flag and the response (`Status`) or the error (`union {string}`).
 
 pub mod md5;
+pub mod tls;
+pub mod transport;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+pub use transport::FrameConn;
 
 use crate::event::{Event, Headers};
 
@@ -81,12 +83,27 @@ pub fn put_event(out: &mut Vec<u8>, e: &Event) {
 pub struct Reader<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// The shared buffer `buf` is, when there is one: event bodies are then slices of it
+    /// rather than copies.
+    owner: Option<&'a bytes::Bytes>,
 }
 
 impl<'a> Reader<'a> {
-    /// Reads from `buf`.
+    /// Reads from `buf` (event bodies are copied out).
     pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
+        Reader {
+            buf,
+            pos: 0,
+            owner: None,
+        }
+    }
+    /// Reads from a shared buffer (event bodies are slices of it, no copy).
+    pub fn from_bytes(buf: &'a bytes::Bytes) -> Self {
+        Reader {
+            buf,
+            pos: 0,
+            owner: Some(buf),
+        }
     }
     /// Bytes not read yet.
     pub fn remaining(&self) -> usize {
@@ -180,7 +197,11 @@ impl<'a> Reader<'a> {
     /// An `AvroFlumeEvent`.
     pub fn event(&mut self) -> Result<Event, DecodeError> {
         let headers = self.string_map()?;
-        let body = bytes::Bytes::copy_from_slice(self.bytes()?);
+        let b = self.bytes()?;
+        let body = match self.owner {
+            Some(o) => o.slice_ref(b),
+            None => bytes::Bytes::copy_from_slice(b),
+        };
         Ok(Event { headers, body })
     }
     /// An `array<AvroFlumeEvent>`.
@@ -197,48 +218,6 @@ impl<'a> Reader<'a> {
             }
         }
     }
-}
-
-/// Reads one Netty frame: its serial and the concatenation of its buffers. `Ok(None)` at a
-/// clean end of stream.
-pub async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-) -> std::io::Result<Option<(i32, Vec<u8>)>> {
-    let mut head = [0u8; 8];
-    match r.read_exact(&mut head).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let serial = i32::from_be_bytes([head[0], head[1], head[2], head[3]]);
-    let count = i32::from_be_bytes([head[4], head[5], head[6], head[7]]);
-    let bad = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
-    if !(0..=1_000_000).contains(&count) {
-        return Err(bad(format!("bad Netty frame buffer count {count}")));
-    }
-    let mut out = Vec::new();
-    for _ in 0..count {
-        let mut l = [0u8; 4];
-        r.read_exact(&mut l).await?;
-        let len = i32::from_be_bytes(l);
-        if len < 0 || out.len() + len as usize > MAX_FRAME {
-            return Err(bad(format!("bad Netty frame buffer length {len}")));
-        }
-        let start = out.len();
-        out.resize(start + len as usize, 0);
-        r.read_exact(&mut out[start..]).await?;
-    }
-    Ok(Some((serial, out)))
-}
-
-/// Writes one Netty frame holding `payload` as a single buffer.
-pub async fn write_frame<W: AsyncWrite + Unpin>(
-    w: &mut W,
-    serial: i32,
-    payload: &[u8],
-) -> std::io::Result<()> {
-    w.write_all(&encode_frame(serial, payload)).await?;
-    w.flush().await
 }
 
 /// The bytes of a Netty frame holding `payload` as a single buffer.
@@ -514,27 +493,5 @@ mod tests {
             decode_reply(&mut Reader::new(&out)).unwrap(),
             Err("boom".into())
         );
-    }
-
-    #[tokio::test]
-    async fn frames_with_several_buffers() {
-        let mut raw = Vec::new();
-        raw.extend_from_slice(&5i32.to_be_bytes());
-        raw.extend_from_slice(&2i32.to_be_bytes());
-        raw.extend_from_slice(&2i32.to_be_bytes());
-        raw.extend_from_slice(b"ab");
-        raw.extend_from_slice(&1i32.to_be_bytes());
-        raw.extend_from_slice(b"c");
-        raw.extend_from_slice(&encode_frame(6, b"xyz"));
-        let mut rd = &raw[..];
-        assert_eq!(
-            read_frame(&mut rd).await.unwrap(),
-            Some((5, b"abc".to_vec()))
-        );
-        assert_eq!(
-            read_frame(&mut rd).await.unwrap(),
-            Some((6, b"xyz".to_vec()))
-        );
-        assert_eq!(read_frame(&mut rd).await.unwrap(), None);
     }
 }

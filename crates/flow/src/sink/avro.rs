@@ -3,15 +3,20 @@
 //! only when the next tier answers `OK`, otherwise rolled back (the runner backs off and
 //! retries, so nothing committed is lost while the next tier is down).
 //!
-//! Not supported yet (refused at configuration): `compression-type = deflate`, `ssl = true`.
+//! `compression-type = deflate` sends a zlib stream under the frames (Netty's ZlibEncoder,
+//! `compression-level`); `ssl = true` connects with TLS (see [`crate::avro_rpc::tls`]).
+//! Each batch is encoded straight into the connection's reused write buffer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
 
 use super::{BoxFuture, Sink, Status};
-use crate::avro_rpc::{self, HandshakeRequest, Match, Reader};
+use crate::avro_rpc::tls::TruststoreSettings;
+use crate::avro_rpc::{self, FrameConn, HandshakeRequest, Match, Reader};
 use crate::channel::MemoryChannel;
 use crate::config::Context;
 use crate::error::{FlowError, Result};
@@ -33,6 +38,26 @@ pub struct AvroSinkConfig {
     /// `reset-connection-interval` (s): reconnect after this long (0 = never). Flume's
     /// default: none.
     pub reset_connection_interval: Option<Duration>,
+    /// `compression-type = deflate` (default `none`, Flume's) with `compression-level`
+    /// (0–9, Flume's default 6): the zlib level, `None` without compression.
+    pub deflate_level: Option<u32>,
+    /// `ssl = true` (default false, Flume's): `truststore` (default: the system's CA
+    /// bundle), `truststore-type` (`PEM`; unset = detected from the file),
+    /// `trust-all-certs` (default false); `truststore-password` is accepted and unused.
+    pub tls: Option<TruststoreSettings>,
+}
+
+/// `compression-type`: `none` (false) or `deflate` (true), Flume's two values.
+pub(crate) fn compression(ctx: &Context) -> Result<bool> {
+    let comp = ctx.string("compression-type", "none");
+    match comp.trim().to_ascii_lowercase().as_str() {
+        "none" => Ok(false),
+        "deflate" => Ok(true),
+        _ => Err(ctx.error(
+            "compression-type",
+            format!("`{comp}` is not a compression type (none or deflate)"),
+        )),
+    }
 }
 
 impl AvroSinkConfig {
@@ -44,15 +69,24 @@ impl AvroSinkConfig {
         if batch_size == 0 {
             return Err(ctx.error("batch-size", "must be at least 1"));
         }
-        let comp = ctx.string("compression-type", "none").to_ascii_lowercase();
-        if comp != "none" {
-            return Err(ctx.error(
-                "compression-type",
-                format!("`{comp}` is not supported yet (only `none`)"),
-            ));
-        }
-        if ctx.boolean("ssl", false) {
-            return Err(ctx.error("ssl", "TLS is not supported yet by the avro sink"));
+        let deflate_level = if compression(ctx)? {
+            let level = ctx.number::<i32>("compression-level", 6)?;
+            if !(0..=9).contains(&level) {
+                return Err(ctx.error("compression-level", "must be between 0 and 9"));
+            }
+            Some(level as u32)
+        } else {
+            None
+        };
+        let tls = ctx.boolean("ssl", false).then(|| TruststoreSettings {
+            path: ctx.get("truststore").map(|p| p.trim().into()),
+            kind: ctx.get("truststore-type").map(|k| k.trim().to_string()),
+            trust_all: ctx.boolean("trust-all-certs", false),
+        });
+        if let Some(t) = &tls {
+            if !t.trust_all {
+                avro_rpc::tls::server_name(&hostname).map_err(|m| ctx.error("hostname", m))?;
+            }
         }
         let reset = ctx.number::<u64>("reset-connection-interval", 0)?;
         Ok(AvroSinkConfig {
@@ -62,36 +96,69 @@ impl AvroSinkConfig {
             connect_timeout: Duration::from_millis(ctx.number::<u64>("connect-timeout", 20000)?),
             request_timeout: Duration::from_millis(ctx.number::<u64>("request-timeout", 20000)?),
             reset_connection_interval: (reset > 0).then(|| Duration::from_secs(reset)),
+            deflate_level,
+            tls,
         })
     }
 
-    /// Creates the sink (it connects lazily, on the first batch).
-    pub fn build(self, name: &str, channel: Arc<MemoryChannel>) -> AvroSink {
-        AvroSink {
+    /// Creates the sink (it connects lazily, on the first batch); reads the trust store.
+    /// Runs on a blocking thread (it reads files).
+    pub fn build(self, name: &str, channel: Arc<MemoryChannel>) -> Result<AvroSink> {
+        let mut client = AvroClient::new(
+            self.hostname.clone(),
+            self.port,
+            self.connect_timeout,
+            self.request_timeout,
+        )
+        .with_deflate(self.deflate_level);
+        if let Some(t) = &self.tls {
+            let component = format!("sink {name}");
+            let key = if t.path.is_some() {
+                "truststore"
+            } else {
+                "ssl"
+            };
+            let config = avro_rpc::tls::client_config(t)
+                .map_err(|m| FlowError::config(component.clone(), key, None, m))?;
+            // With trust-all-certs the name is not checked; any valid name will do.
+            let server_name = avro_rpc::tls::server_name(&self.hostname)
+                .or_else(|_| avro_rpc::tls::server_name("localhost"))
+                .map_err(|m| FlowError::config(component, "hostname", None, m))?;
+            client = client.with_tls(TlsConnector::from(config), server_name);
+        }
+        Ok(AvroSink {
             name: name.to_string(),
             channel,
-            client: AvroClient::new(
-                self.hostname.clone(),
-                self.port,
-                self.connect_timeout,
-                self.request_timeout,
-            ),
+            client,
             config: self,
-        }
+        })
     }
 }
 
 /// A connection to an Avro source: connects lazily, handshakes on the first call,
 /// reconnects after any failure.
-#[derive(Debug)]
 pub struct AvroClient {
     host: String,
     port: u16,
     connect_timeout: Duration,
     request_timeout: Duration,
-    conn: Option<(TcpStream, Instant)>,
+    deflate_level: Option<u32>,
+    tls: Option<(TlsConnector, ServerName<'static>)>,
+    conn: Option<(FrameConn, Instant)>,
     handshaken: bool,
     serial: i32,
+}
+
+impl std::fmt::Debug for AvroClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AvroClient")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("deflate_level", &self.deflate_level)
+            .field("tls", &self.tls.is_some())
+            .field("connected", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl AvroClient {
@@ -107,10 +174,24 @@ impl AvroClient {
             port,
             connect_timeout,
             request_timeout,
+            deflate_level: None,
+            tls: None,
             conn: None,
             handshaken: false,
             serial: 0,
         }
+    }
+
+    /// Compresses the stream with zlib at this level (`compression-type = deflate`).
+    pub fn with_deflate(mut self, level: Option<u32>) -> Self {
+        self.deflate_level = level;
+        self
+    }
+
+    /// Connects with TLS, expecting `server_name` in the certificate.
+    pub fn with_tls(mut self, connector: TlsConnector, server_name: ServerName<'static>) -> Self {
+        self.tls = Some((connector, server_name));
+        self
     }
 
     /// Drops the connection.
@@ -133,40 +214,57 @@ impl AvroClient {
         self.conn.as_ref().map(|(_, t)| t.elapsed())
     }
 
+    async fn connect(&self, target: &str) -> std::result::Result<FrameConn, String> {
+        let connect = async {
+            let s = TcpStream::connect(target)
+                .await
+                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+            let _ = s.set_nodelay(true);
+            let stream: Box<dyn avro_rpc::transport::Stream> = match &self.tls {
+                None => Box::new(s),
+                Some((connector, name)) => Box::new(
+                    connector
+                        .connect(name.clone(), s)
+                        .await
+                        .map_err(|e| format!("TLS handshake with {target} failed: {e}"))?,
+                ),
+            };
+            Ok(FrameConn::new(stream, self.deflate_level))
+        };
+        tokio::time::timeout(self.connect_timeout, connect)
+            .await
+            .map_err(|_| format!("connect to {target} timed out"))?
+    }
+
     async fn try_append(&mut self, events: &[Event]) -> std::result::Result<(), String> {
         let target = format!("{}:{}", self.host, self.port);
         if self.conn.is_none() {
-            let s = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&target))
-                .await
-                .map_err(|_| format!("connect to {target} timed out"))?
-                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-            let _ = s.set_nodelay(true);
-            self.conn = Some((s, Instant::now()));
+            let conn = self.connect(&target).await?;
+            self.conn = Some((conn, Instant::now()));
             self.handshaken = false;
         }
-        let mut call =
-            Vec::with_capacity(64 + events.iter().map(|e| e.byte_size() + 16).sum::<usize>());
-        avro_rpc::put_append_batch(&mut call, events);
         let mut with_protocol = false;
         loop {
-            let mut payload = Vec::with_capacity(call.len() + 64);
             let handshake = !self.handshaken;
-            if handshake {
-                let h = HandshakeRequest {
-                    client_hash: avro_rpc::protocol_hash(),
-                    client_protocol: with_protocol.then(|| avro_rpc::PROTOCOL_JSON.to_string()),
-                    server_hash: avro_rpc::protocol_hash(),
-                };
-                avro_rpc::put_handshake_request(&mut payload, &h);
-            }
-            payload.extend_from_slice(&call);
             self.serial = self.serial.wrapping_add(1);
             let serial = self.serial;
             let timeout = self.request_timeout;
-            let (stream, _) = self.conn.as_mut().expect("connected");
+            let (conn, _) = self.conn.as_mut().expect("connected");
             let reply = tokio::time::timeout(timeout, async {
-                avro_rpc::write_frame(stream, serial, &payload).await?;
-                avro_rpc::read_frame(stream).await
+                conn.write_frame_with(serial, |out| {
+                    if handshake {
+                        let h = HandshakeRequest {
+                            client_hash: avro_rpc::protocol_hash(),
+                            client_protocol: with_protocol
+                                .then(|| avro_rpc::PROTOCOL_JSON.to_string()),
+                            server_hash: avro_rpc::protocol_hash(),
+                        };
+                        avro_rpc::put_handshake_request(out, &h);
+                    }
+                    avro_rpc::put_append_batch(out, events);
+                })
+                .await?;
+                conn.read_frame().await
             })
             .await
             .map_err(|_| format!("request to {target} timed out"))?
@@ -293,5 +391,190 @@ mod tests {
         task.await.unwrap();
         // Nothing listens any more: the call fails (and the sink would roll back).
         assert!(client.append_batch(&[Event::new(&b"w"[..])]).await.is_err());
+    }
+
+    /// Starts an avro source with these extra properties; returns its port, channel and stop.
+    async fn source(
+        extra: &[(&str, &str)],
+    ) -> (
+        u16,
+        Arc<MemoryChannel>,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let config = MemoryChannelConfig {
+            capacity: 10_000,
+            transaction_capacity: 10_000,
+            ..MemoryChannelConfig::default()
+        };
+        let ch = Arc::new(MemoryChannel::new("c1", config));
+        let processor = Arc::new(ChannelProcessor::new(
+            vec![ch.clone()],
+            ChannelSelector::Replicating {
+                required: vec![0],
+                optional: vec![],
+            },
+            vec![],
+        ));
+        let mut pairs = vec![("bind", "127.0.0.1"), ("port", "0")];
+        pairs.extend_from_slice(extra);
+        let ctx = Context::from_pairs("source r1", &pairs);
+        let src = AvroSourceConfig::from_context(&ctx)
+            .unwrap()
+            .build("r1")
+            .await
+            .unwrap();
+        let port = src.local_addr().unwrap().port();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(Box::new(src).run(processor, stop.clone()));
+        (port, ch, stop, task)
+    }
+
+    /// A sink's client built from sink properties (as the agent builds it).
+    async fn client(port: u16, extra: &[(&str, &str)]) -> std::result::Result<AvroClient, String> {
+        let port = port.to_string();
+        let mut pairs = vec![
+            ("hostname", "127.0.0.1"),
+            ("port", port.as_str()),
+            ("connect-timeout", "5000"),
+            ("request-timeout", "5000"),
+        ];
+        pairs.extend_from_slice(extra);
+        let ctx = Context::from_pairs("sink k1", &pairs);
+        let config = AvroSinkConfig::from_context(&ctx).map_err(|e| e.to_string())?;
+        let ch = Arc::new(MemoryChannel::new("c2", MemoryChannelConfig::default()));
+        tokio::task::spawn_blocking(move || config.build("k1", ch))
+            .await
+            .unwrap()
+            .map(|s| s.client)
+            .map_err(|e| e.to_string())
+    }
+
+    fn batch(n: usize, tag: &str) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let mut e = Event::new(format!("{tag} event {i} {}", "x".repeat(i % 50)));
+                if i % 3 == 0 {
+                    e.headers.insert("n".into(), i.to_string());
+                }
+                e
+            })
+            .collect()
+    }
+
+    async fn drain(ch: &Arc<MemoryChannel>) -> Vec<Event> {
+        let mut tx = ch.transaction();
+        tx.take_batch(100_000).await.unwrap();
+        let v = tx.taken().to_vec();
+        tx.commit().await.unwrap();
+        v
+    }
+
+    #[tokio::test]
+    async fn deflate_and_tls_on_and_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let ks = dir.path().join("ks.pem");
+        std::fs::write(
+            &ks,
+            format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
+        )
+        .unwrap();
+        let ts = dir.path().join("ts.pem");
+        std::fs::write(&ts, cert.cert.pem()).unwrap();
+        let (ks, ts) = (ks.to_str().unwrap(), ts.to_str().unwrap());
+        for deflate in [false, true] {
+            for tls in [false, true] {
+                let mut src = vec![];
+                let mut snk = vec![];
+                if deflate {
+                    src.push(("compression-type", "deflate"));
+                    snk.push(("compression-type", "deflate"));
+                    snk.push(("compression-level", "9"));
+                }
+                if tls {
+                    src.extend([("ssl", "true"), ("keystore", ks), ("keystore-type", "PEM")]);
+                    snk.extend([("ssl", "true"), ("truststore", ts)]);
+                }
+                let (port, ch, stop, task) = source(&src).await;
+                let mut c = client(port, &snk).await.unwrap();
+                let a = batch(1000, "a");
+                let b = batch(3, "b");
+                c.append_batch(&a).await.unwrap();
+                c.append_batch(&b).await.unwrap();
+                c.close();
+                c.append_batch(&b[..1]).await.unwrap();
+                let got = drain(&ch).await;
+                let mut want = a.clone();
+                want.extend(b.iter().cloned());
+                want.push(b[0].clone());
+                assert_eq!(got, want, "deflate {deflate} tls {tls}");
+                // trust-all-certs also works with TLS.
+                if tls {
+                    let mut snk2 = snk.clone();
+                    snk2.retain(|(k, _)| *k != "truststore");
+                    snk2.push(("trust-all-certs", "true"));
+                    let mut c = client(port, &snk2).await.unwrap();
+                    c.append_batch(&b).await.unwrap();
+                    assert_eq!(drain(&ch).await, b);
+                }
+                stop.cancel();
+                task.await.unwrap();
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn mismatched_settings_fail_and_deliver_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let ks = dir.path().join("ks.pem");
+        std::fs::write(
+            &ks,
+            format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
+        )
+        .unwrap();
+        let own = dir.path().join("own.pem");
+        std::fs::write(&own, cert.cert.pem()).unwrap();
+        let wrong = dir.path().join("wrong.pem");
+        std::fs::write(&wrong, other.cert.pem()).unwrap();
+        let (ks, own, wrong) = (
+            ks.to_str().unwrap(),
+            own.to_str().unwrap(),
+            wrong.to_str().unwrap(),
+        );
+        let e = batch(2, "x");
+        // A deflate sink against a plain source, and the other way round.
+        let (port, ch, stop, task) = source(&[]).await;
+        let mut c = client(port, &[("compression-type", "deflate")])
+            .await
+            .unwrap();
+        assert!(c.append_batch(&e).await.is_err());
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(ch.len(), 0);
+        let (port, ch, stop, task) = source(&[("compression-type", "deflate")]).await;
+        let mut c = client(port, &[]).await.unwrap();
+        assert!(c.append_batch(&e).await.is_err());
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(ch.len(), 0);
+        // TLS: an untrusted certificate, a name the certificate does not carry (it names
+        // localhost, the sink dials 127.0.0.1), and a plain sink against a TLS source.
+        let (port, ch, stop, task) = source(&[("ssl", "true"), ("keystore", ks)]).await;
+        for snk in [
+            vec![("ssl", "true"), ("truststore", wrong)],
+            vec![("ssl", "true"), ("truststore", own)],
+            vec![],
+        ] {
+            let mut c = client(port, &snk).await.unwrap();
+            let err = c.append_batch(&e).await.unwrap_err();
+            assert!(!err.is_empty());
+        }
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(ch.len(), 0);
     }
 }

@@ -110,7 +110,7 @@ impl SinkConfig {
             SinkConfig::FileRoll(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Hdfs(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Kafka(c) => Box::new(c.build(name, channel)?),
-            SinkConfig::Avro(c) => Box::new(c.build(name, channel)),
+            SinkConfig::Avro(c) => Box::new(c.build(name, channel)?),
         })
     }
 }

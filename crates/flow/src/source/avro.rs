@@ -2,17 +2,21 @@
 //! IPC (see [`crate::avro_rpc`]). Each `append`/`appendBatch` is one channel transaction;
 //! the reply is `OK` only after the commit, `FAILED` when the channels refuse.
 //!
-//! Not supported yet (refused at configuration): `compression-type = deflate` and
-//! `ssl = true`. `ipFilter`/`ipFilterRules` are applied (`allow:`/`deny:` with `ip:` or
-//! `name:` glob patterns, first match wins, Flume's rules syntax).
+//! `compression-type = deflate` reads and writes a zlib stream under the frames (Netty's
+//! ZlibDecoder/ZlibEncoder, level 6 for the replies); `ssl = true` serves TLS with a PEM
+//! keystore (see [`crate::avro_rpc::tls`]). `ipFilter`/`ipFilterRules` are applied
+//! (`allow:`/`deny:` with `ip:` or `name:` glob patterns, first match wins, Flume's rules
+//! syntax).
 
 use std::sync::Arc;
 
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::{BoxFuture, Source};
-use crate::avro_rpc::{self, Call, Match, Reader, Status};
+use crate::avro_rpc::tls::KeystoreSettings;
+use crate::avro_rpc::{self, Call, FrameConn, Match, Reader, Status};
 use crate::channel_processor::ChannelProcessor;
 use crate::config::Context;
 use crate::error::{FlowError, Result};
@@ -38,7 +42,16 @@ pub struct AvroSourceConfig {
     pub threads: usize,
     /// `ipFilterRules` when `ipFilter = true`; empty means everything is allowed.
     pub ip_rules: Vec<IpRule>,
+    /// `compression-type = deflate` (default `none`, Flume's): a zlib stream under the
+    /// frames, both ways; the sender must use it too.
+    pub deflate: bool,
+    /// `ssl = true` (default false, Flume's): `keystore` (required), `keystore-type`
+    /// (`PEM`; unset = detected from the file); `keystore-password` is accepted and unused.
+    pub tls: Option<KeystoreSettings>,
 }
+
+/// The zlib level of the source's replies (Flume's AvroSource: `new ZlibEncoder(6)`).
+const REPLY_DEFLATE_LEVEL: u32 = 6;
 
 impl AvroSourceConfig {
     /// Reads and validates the properties.
@@ -46,16 +59,15 @@ impl AvroSourceConfig {
         let bind = ctx.require("bind")?.to_string();
         let port = ctx.require_number::<u16>("port")?;
         let threads = ctx.number::<usize>("threads", 0)?;
-        let comp = ctx.string("compression-type", "none").to_ascii_lowercase();
-        if comp != "none" {
-            return Err(ctx.error(
-                "compression-type",
-                format!("`{comp}` is not supported yet (only `none`)"),
-            ));
-        }
-        if ctx.boolean("ssl", false) {
-            return Err(ctx.error("ssl", "TLS is not supported yet by the avro source"));
-        }
+        let deflate = super::super::sink::avro::compression(ctx)?;
+        let tls = if ctx.boolean("ssl", false) {
+            Some(KeystoreSettings {
+                path: ctx.require("keystore")?.trim().into(),
+                kind: ctx.get("keystore-type").map(|k| k.trim().to_string()),
+            })
+        } else {
+            None
+        };
         let mut ip_rules = Vec::new();
         if ctx.boolean("ipFilter", false) {
             let rules = ctx.require("ipFilterRules")?;
@@ -86,12 +98,26 @@ impl AvroSourceConfig {
             port,
             threads,
             ip_rules,
+            deflate,
+            tls,
         })
     }
 
     /// Binds the port.
     pub async fn build(self, name: &str) -> Result<AvroSource> {
         let component = format!("source {name}");
+        let tls = match self.tls.clone() {
+            None => None,
+            Some(k) => {
+                let c = component.clone();
+                let config = super::blocking(move || {
+                    avro_rpc::tls::server_config(&k)
+                        .map_err(|m| FlowError::config(c, "keystore", None, m))
+                })
+                .await?;
+                Some(TlsAcceptor::from(config))
+            }
+        };
         let addr = super::resolve_bind(&component, &self.bind, self.port).await?;
         let start = |source| FlowError::Start {
             component: component.clone(),
@@ -112,6 +138,7 @@ impl AvroSourceConfig {
             name: name.to_string(),
             config: self,
             listener,
+            tls,
         })
     }
 }
@@ -138,6 +165,7 @@ pub struct AvroSource {
     name: String,
     config: AvroSourceConfig,
     listener: TcpListener,
+    tls: Option<TlsAcceptor>,
 }
 
 impl AvroSource {
@@ -174,8 +202,10 @@ impl Source for AvroSource {
                         let p = processor.clone();
                         let sd = shutdown.clone();
                         let name = self.name.clone();
+                        let tls = self.tls.clone();
+                        let level = self.config.deflate.then_some(REPLY_DEFLATE_LEVEL);
                         conns.spawn(async move {
-                            if let Err(error) = serve(stream, p, sd).await {
+                            if let Err(error) = serve(stream, tls, level, p, sd).await {
                                 tracing::debug!(source = %name, %error, "Avro connection closed with an error.");
                             }
                         });
@@ -191,25 +221,39 @@ impl Source for AvroSource {
     }
 }
 
+/// How long a TLS handshake may take.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
 async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
+    deflate_level: Option<u32>,
     processor: Arc<ChannelProcessor>,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.split();
+    let stream: Box<dyn avro_rpc::transport::Stream> = match tls {
+        None => Box::new(stream),
+        Some(acceptor) => Box::new(
+            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+                .map_err(|_| std::io::Error::other("TLS handshake timed out"))??,
+        ),
+    };
+    let mut conn = FrameConn::new(stream, deflate_level);
     let ours = avro_rpc::protocol_hash();
     let mut handshaken = false;
+    let mut out = Vec::with_capacity(256);
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            f = avro_rpc::read_frame(&mut rd) => f?,
+            f = conn.read_frame() => f?,
         };
         let Some((serial, payload)) = frame else {
             return Ok(());
         };
-        let mut r = Reader::new(&payload);
-        let mut out = Vec::with_capacity(64);
+        let mut r = Reader::from_bytes(&payload);
+        out.clear();
         let invalid =
             |e: avro_rpc::DecodeError| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
         if !handshaken {
@@ -237,11 +281,11 @@ async fn serve(
             },
             Err(e) => {
                 avro_rpc::put_error_reply(&mut out, &e.to_string());
-                avro_rpc::write_frame(&mut wr, serial, &out).await?;
+                conn.write_frame(serial, &out).await?;
                 return Err(invalid(e));
             }
         }
-        avro_rpc::write_frame(&mut wr, serial, &out).await?;
+        conn.write_frame(serial, &out).await?;
     }
 }
 
@@ -265,12 +309,14 @@ mod tests {
         assert!(allowed(&c.ip_rules, "127.0.0.1"));
         let bad = Context::from_pairs(
             "source r1",
-            &[
-                ("bind", "x"),
-                ("port", "1"),
-                ("compression-type", "deflate"),
-            ],
+            &[("bind", "x"), ("port", "1"), ("compression-type", "lzo")],
         );
         assert!(AvroSourceConfig::from_context(&bad).is_err());
+        let no_keystore = Context::from_pairs(
+            "source r1",
+            &[("bind", "x"), ("port", "1"), ("ssl", "true")],
+        );
+        let e = AvroSourceConfig::from_context(&no_keystore).unwrap_err();
+        assert!(e.to_string().contains("keystore"), "{e}");
     }
 }
