@@ -1,13 +1,19 @@
 """Flume's Avro RPC through the real binary, proven against an independent implementation:
 Python's `avro` package encodes and decodes every datum (schemas from Flume's `flume.avdl`
-and Avro's handshake schemas); only the Netty framing is built by hand here."""
+and Avro's handshake schemas); only the Netty framing is built by hand here.
+`compression-type = deflate` is checked against Python's `zlib` (a zlib stream with a sync
+flush per write under the frames, as Netty's ZlibEncoder/ZlibDecoder), `ssl` against
+Python's `ssl` with certificates made by `openssl` and Java's `keytool`."""
 import hashlib
 import io
+import pathlib
 import socket
+import ssl
 import struct
 import subprocess
 import threading
 import time
+import zlib
 
 import avro.io
 import avro.protocol
@@ -75,6 +81,46 @@ def read_frame(sock):
     return serial, data
 
 
+class ZlibSocket:
+    """A socket carrying one zlib stream each way, as Netty's ZlibEncoder/ZlibDecoder with the
+    ZLIB wrapper: every write is compressed and ended with a sync flush."""
+
+    def __init__(self, sock, level=6):
+        self.sock, self.c, self.d = sock, zlib.compressobj(level), zlib.decompressobj()
+        self.pending = b""
+        self.raw_in = b""  # the first compressed bytes received, for checks
+
+    def sendall(self, data):
+        self.sock.sendall(self.c.compress(data) + self.c.flush(zlib.Z_SYNC_FLUSH))
+
+    def recv(self, n):
+        while not self.pending:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return b""
+            if len(self.raw_in) < 64:
+                self.raw_in += chunk[:64]
+            self.pending += self.d.decompress(chunk)
+        out, self.pending = self.pending[:n], self.pending[n:]
+        return out
+
+    def settimeout(self, t):
+        self.sock.settimeout(t)
+
+    def close(self):
+        self.sock.close()
+
+
+def make_cert(d: pathlib.Path, names=("DNS:localhost", "IP:127.0.0.1")):
+    """A self-signed certificate: returns (cert.pem, key.pem, keystore.pem = both)."""
+    cert, key, ks = d / "cert.pem", d / "key.pem", d / "keystore.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=" + ",".join(names)], check=True, capture_output=True)
+    ks.write_text(cert.read_text() + key.read_text())
+    return cert, key, ks
+
+
 def write_frame(sock, serial, payload, split=True):
     # Several buffers per frame, as Netty's transceiver writes them.
     parts = [payload[:7], payload[7:]] if split and len(payload) > 7 else [payload]
@@ -84,8 +130,13 @@ def write_frame(sock, serial, payload, split=True):
 class PyClient:
     """An Avro IPC client of AvroSourceProtocol."""
 
-    def __init__(self, port):
+    def __init__(self, port, deflate=False, tls_ca=None):
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if tls_ca is not None:
+            ctx = ssl.create_default_context(cafile=str(tls_ca))
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost")
+        if deflate:
+            self.sock = ZlibSocket(self.sock)
         self.serial = 0
         self.handshaken = False
         self.matches = []
@@ -127,10 +178,15 @@ class PyClient:
 class PyServer:
     """An Avro IPC server of AvroSourceProtocol that records the events it gets."""
 
-    def __init__(self, port, status="OK"):
+    def __init__(self, port, status="OK", deflate=False, tls=None):
         self.lsock = socket.create_server(("127.0.0.1", port))
         self.lsock.settimeout(0.2)
         self.events, self.handshakes, self.status = [], [], status
+        self.deflate, self.wires = deflate, []
+        self.tls = None
+        if tls is not None:  # (cert.pem, key.pem)
+            self.tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.tls.load_cert_chain(str(tls[0]), str(tls[1]))
         self.stop_flag = False
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.thread.start()
@@ -147,6 +203,11 @@ class PyServer:
         conn.settimeout(30)
         handshaken = False
         try:
+            if self.tls is not None:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            if self.deflate:
+                conn = ZlibSocket(conn)
+            self.wires.append(conn)
             while not self.stop_flag:
                 serial, data = read_frame(conn)
                 r, out = io.BytesIO(data), io.BytesIO()
@@ -175,7 +236,7 @@ class PyServer:
                 avro.io.BinaryEncoder(out).write_boolean(False)
                 enc(STATUS, self.status, out)
                 write_frame(conn, serial, out.getvalue())
-        except (EOFError, OSError):
+        except (EOFError, OSError, zlib.error):
             pass
         finally:
             conn.close()
@@ -306,3 +367,132 @@ def test_avro_client_fails_when_nothing_listens(flumen_bin, tmp_path):
                        input=b"x\n", capture_output=True, timeout=60)
     assert r.returncode != 0
     assert b"cannot connect" in r.stderr
+
+
+def test_python_deflate_client_to_deflate_source(flumen_bin, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    port = free_port()
+    conf = collector_conf(port, out) + "a1.sources.r1.compression-type = deflate\n"
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_port(port)
+        c = PyClient(port, deflate=True)
+        big = b"y" * 100_000
+        assert c.call("appendBatch", [{"headers": {"z": "1"}, "body": b"zipped"},
+                                      {"headers": {}, "body": big}]) == "OK"
+        assert c.call("append", {"headers": {}, "body": b"again"}) == "OK"
+        assert c.sock.raw_in[:1] == b"\x78"  # the replies are a zlib stream too
+        c.close()
+        want = "{z=1} zipped\n{} " + "y" * 100_000 + "\n{} again\n"
+        wait_until(lambda: read_dir(out) == want, what="the deflated events in file_roll")
+        # A client without compression gets nothing in.
+        plain = socket.create_connection(("127.0.0.1", port), timeout=10)
+        write_frame(plain, 1, b"\0" * 40)
+        plain.settimeout(10)
+        try:
+            assert plain.recv(100) == b""  # the source closes the connection
+        except ConnectionResetError:
+            pass
+        plain.close()
+        assert read_dir(out) == want
+    finally:
+        assert agent.stop() == 0
+
+
+def test_deflate_sink_to_python_deflate_server(flumen_bin, tmp_path):
+    nc_port, avro_port = free_port(), free_port()
+    server = PyServer(avro_port, deflate=True)
+    conf = sender_conf(nc_port, avro_port, batch=5) + (
+        "a1.sinks.k1.compression-type = deflate\na1.sinks.k1.compression-level = 9\n")
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_port(nc_port)
+        lines = [f"deflated line {i}\n".encode() for i in range(20)]
+        assert netcat_lines(nc_port, lines) == b"OK\n" * 20
+        wait_until(lambda: len(server.events) >= 20, timeout=20, what="20 events at the Python server")
+        assert sorted(e["body"] for e in server.events) == sorted(l.rstrip(b"\n") for l in lines)
+        assert server.wires[0].raw_in[:1] == b"\x78"  # a zlib stream (CMF 0x78: deflate, 32K window)
+    finally:
+        assert agent.stop() == 0
+        server.close()
+
+
+def test_python_tls_client_to_tls_deflate_source(flumen_bin, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    cert, _key, ks = make_cert(tmp_path)
+    port = free_port()
+    conf = collector_conf(port, out) + (
+        "a1.sources.r1.compression-type = deflate\na1.sources.r1.ssl = true\n"
+        f"a1.sources.r1.keystore = {ks}\na1.sources.r1.keystore-type = PEM\n"
+        "a1.sources.r1.keystore-password = unused\n")
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_port(port)
+        c = PyClient(port, deflate=True, tls_ca=cert)
+        assert c.call("appendBatch", [{"headers": {}, "body": b"secret"}]) == "OK"
+        c.close()
+        wait_until(lambda: read_dir(out) == "{} secret\n", what="the TLS event in file_roll")
+    finally:
+        assert agent.stop() == 0
+
+
+def test_tls_sink_to_python_tls_server(flumen_bin, tmp_path):
+    cert, key, _ks = make_cert(tmp_path)
+    nc_port, avro_port = free_port(), free_port()
+    server = PyServer(avro_port, tls=(cert, key))
+    conf = sender_conf(nc_port, avro_port, batch=5) + (
+        f"a1.sinks.k1.ssl = true\na1.sinks.k1.truststore = {cert}\na1.sinks.k1.truststore-type = PEM\n")
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_port(nc_port)
+        lines = [f"tls line {i}\n".encode() for i in range(12)]
+        assert netcat_lines(nc_port, lines) == b"OK\n" * 12
+        wait_until(lambda: len(server.events) >= 12, timeout=20, what="12 events at the Python TLS server")
+        assert sorted(e["body"] for e in server.events) == sorted(l.rstrip(b"\n") for l in lines)
+    finally:
+        assert agent.stop() == 0
+        server.close()
+
+
+def test_java_keystore_is_refused_and_the_documented_conversion_works(flumen_bin, tmp_path):
+    """A JKS made by keytool: the source refuses it naming the conversion; the documented
+    commands (docs/agent.md) turn it into PEM files that work for the source and the sink."""
+    jks = tmp_path / "keystore.jks"
+    subprocess.run(["keytool", "-genkeypair", "-keyalg", "EC", "-groupname", "secp256r1", "-alias", "flume",
+                    "-keystore", str(jks), "-storetype", "JKS", "-storepass", "changeit", "-keypass", "changeit",
+                    "-dname", "CN=localhost", "-ext", "san=dns:localhost,ip:127.0.0.1", "-validity", "2"],
+                   check=True, capture_output=True, timeout=60)
+    out = tmp_path / "out"
+    out.mkdir()
+    port, nc_port = free_port(), free_port()
+    ssl_props = "a1.sources.r1.ssl = true\na1.sources.r1.keystore-password = changeit\n"
+    bad = Agent(flumen_bin, tmp_path, collector_conf(port, out) + ssl_props
+                + f"a1.sources.r1.keystore = {jks}\na1.sources.r1.keystore-type = JKS\n")
+    assert bad.proc.wait(timeout=30) != 0
+    bad.stop()
+    assert "keytool -importkeystore" in bad.text() and "openssl pkcs12" in bad.text(), bad.text()
+    # The commands of docs/agent.md.
+    subprocess.run(["keytool", "-importkeystore", "-srckeystore", str(jks), "-srcstoretype", "JKS",
+                    "-destkeystore", "keystore.p12", "-deststoretype", "PKCS12",
+                    "-srcstorepass", "changeit", "-deststorepass", "changeit"],
+                   cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    subprocess.run(["openssl", "pkcs12", "-in", "keystore.p12", "-nodes", "-out", "keystore.pem",
+                    "-passin", "pass:changeit"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    with open(tmp_path / "truststore.pem", "wb") as f:
+        subprocess.run(["keytool", "-list", "-rfc", "-keystore", str(jks), "-storepass", "changeit"],
+                       stdout=f, check=True, timeout=60)
+    collector = Agent(flumen_bin, tmp_path, collector_conf(port, out) + ssl_props
+                      + f"a1.sources.r1.keystore = {tmp_path / 'keystore.pem'}\n")
+    sender = Agent(flumen_bin, tmp_path, sender_conf(nc_port, port) + (
+        f"a1.sinks.k1.ssl = true\na1.sinks.k1.truststore = {tmp_path / 'truststore.pem'}\n"))
+    try:
+        collector.wait_port(port)
+        sender.wait_port(nc_port)
+        assert netcat_lines(nc_port, [b"via converted keystore\n"]) == b"OK\n"
+        wait_until(lambda: read_dir(out) == "{} via converted keystore\n", timeout=20,
+                   what="the event over TLS with the converted stores")
+    finally:
+        assert sender.stop() == 0
+        assert collector.stop() == 0

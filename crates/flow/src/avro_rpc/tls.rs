@@ -19,13 +19,17 @@
 //! Without `truststore` (and without `trust-all-certs`), the system's CA bundle is used
 //! (`SSL_CERT_FILE`, else `/etc/ssl/certs/ca-certificates.crt` or
 //! `/etc/pki/tls/certs/ca-bundle.crt`), as Java uses its `cacerts`.
-//! Unlike Java Flume, the sink checks that the server's certificate names `hostname`
-//! (a DNS or IP subject alternative name); `trust-all-certs = true` skips every check.
+//! A server certificate found as is in the truststore (a self-signed certificate, as
+//! `openssl req -x509` or `keytool -genkeypair` make) is trusted as Java trusts it, without
+//! further checks. Any other certificate must chain to a truststore certificate and, unlike
+//! Java Flume, name `hostname` (a DNS or IP subject alternative name).
+//! `trust-all-certs = true` skips every check.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
@@ -180,12 +184,19 @@ pub fn client_config(t: &TruststoreSettings) -> Result<Arc<ClientConfig>, String
         };
         let data = read_store(&path, kind, false)?;
         let mut roots = RootCertStore::empty();
-        for c in certificates(&data, &path)? {
+        let pinned = certificates(&data, &path)?;
+        for c in &pinned {
             roots
-                .add(c)
+                .add(c.clone())
                 .map_err(|e| format!("bad certificate in `{}`: {e}", path.display()))?;
         }
-        builder.with_root_certificates(roots).with_no_client_auth()
+        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+            .build()
+            .map_err(|e| format!("bad truststore `{}`: {e}", path.display()))?;
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(PinnedOrWebPki { pinned, webpki }))
+            .with_no_client_auth()
     };
     Ok(Arc::new(config))
 }
@@ -194,6 +205,55 @@ pub fn client_config(t: &TruststoreSettings) -> Result<Arc<ClientConfig>, String
 pub fn server_name(host: &str) -> Result<ServerName<'static>, String> {
     ServerName::try_from(host.to_string())
         .map_err(|e| format!("`{host}` is not a valid TLS server name: {e}"))
+}
+
+/// A truststore: a server certificate that is itself in the store is trusted (as Java's
+/// trust manager does, for self-signed certificates); any other goes through webpki
+/// (chain to a store certificate, validity, `hostname`).
+#[derive(Debug)]
+struct PinnedOrWebPki {
+    pinned: Vec<CertificateDer<'static>>,
+    webpki: Arc<WebPkiServerVerifier>,
+}
+
+impl ServerCertVerifier for PinnedOrWebPki {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            return Ok(ServerCertVerified::assertion());
+        }
+        self.webpki
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls12_signature(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.webpki.verify_tls13_signature(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.webpki.supported_verify_schemes()
+    }
 }
 
 /// `trust-all-certs = true`: any certificate is accepted (signatures are still checked,

@@ -527,24 +527,31 @@ mod tests {
 
     #[tokio::test]
     async fn mismatched_settings_fail_and_deliver_nothing() {
+        use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
         let dir = tempfile::tempdir().unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let write = |name: &str, text: String| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p.to_str().unwrap().to_string()
+        };
+        // A CA, and two server certificates it signed: one naming 127.0.0.1, one localhost.
+        let ca_key = KeyPair::generate().unwrap();
+        let mut ca_params = CertificateParams::new(vec![]).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf = |name: &str| {
+            let key = KeyPair::generate().unwrap();
+            let cert = CertificateParams::new(vec![name.to_string()])
+                .unwrap()
+                .signed_by(&key, &ca, &ca_key)
+                .unwrap();
+            format!("{}{}", cert.pem(), key.serialize_pem())
+        };
+        let ks_ip = write("ip.pem", leaf("127.0.0.1"));
+        let ks_name = write("name.pem", leaf("localhost"));
+        let ca_pem = write("ca.pem", ca.pem());
         let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
-        let ks = dir.path().join("ks.pem");
-        std::fs::write(
-            &ks,
-            format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
-        )
-        .unwrap();
-        let own = dir.path().join("own.pem");
-        std::fs::write(&own, cert.cert.pem()).unwrap();
-        let wrong = dir.path().join("wrong.pem");
-        std::fs::write(&wrong, other.cert.pem()).unwrap();
-        let (ks, own, wrong) = (
-            ks.to_str().unwrap(),
-            own.to_str().unwrap(),
-            wrong.to_str().unwrap(),
-        );
+        let wrong = write("wrong.pem", other.cert.pem());
         let e = batch(2, "x");
         // A deflate sink against a plain source, and the other way round.
         let (port, ch, stop, task) = source(&[]).await;
@@ -561,18 +568,32 @@ mod tests {
         stop.cancel();
         task.await.unwrap();
         assert_eq!(ch.len(), 0);
-        // TLS: an untrusted certificate, a name the certificate does not carry (it names
-        // localhost, the sink dials 127.0.0.1), and a plain sink against a TLS source.
-        let (port, ch, stop, task) = source(&[("ssl", "true"), ("keystore", ks)]).await;
+        // A certificate signed by the trusted CA and naming the host works.
+        let (port, ch, stop, task) = source(&[("ssl", "true"), ("keystore", &ks_ip)]).await;
+        let mut c = client(port, &[("ssl", "true"), ("truststore", &ca_pem)])
+            .await
+            .unwrap();
+        c.append_batch(&e).await.unwrap();
+        assert_eq!(drain(&ch).await, e);
+        // An untrusted certificate, and a plain sink against a TLS source.
         for snk in [
-            vec![("ssl", "true"), ("truststore", wrong)],
-            vec![("ssl", "true"), ("truststore", own)],
+            vec![("ssl", "true"), ("truststore", wrong.as_str())],
             vec![],
         ] {
             let mut c = client(port, &snk).await.unwrap();
-            let err = c.append_batch(&e).await.unwrap_err();
-            assert!(!err.is_empty());
+            assert!(c.append_batch(&e).await.is_err());
         }
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(ch.len(), 0);
+        // A trusted CA's certificate that names another host (localhost; the sink dials
+        // 127.0.0.1).
+        let (port, ch, stop, task) = source(&[("ssl", "true"), ("keystore", &ks_name)]).await;
+        let mut c = client(port, &[("ssl", "true"), ("truststore", &ca_pem)])
+            .await
+            .unwrap();
+        let err = c.append_batch(&e).await.unwrap_err();
+        assert!(err.contains("certificate"), "{err}");
         stop.cancel();
         task.await.unwrap();
         assert_eq!(ch.len(), 0);
