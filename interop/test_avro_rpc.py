@@ -16,6 +16,7 @@ import time
 import zlib
 
 import avro.io
+import pytest
 import avro.protocol
 import avro.schema
 
@@ -456,11 +457,13 @@ def test_tls_sink_to_python_tls_server(flumen_bin, tmp_path):
         server.close()
 
 
-def test_java_keystore_is_refused_and_the_documented_conversion_works(flumen_bin, tmp_path):
+@pytest.mark.parametrize("keyalg", ["RSA", "EC"])
+def test_java_keystore_is_refused_and_the_documented_conversion_works(flumen_bin, tmp_path, keyalg):
     """A JKS made by keytool: the source refuses it naming the conversion; the documented
     commands (docs/agent.md) turn it into PEM files that work for the source and the sink."""
     jks = tmp_path / "keystore.jks"
-    subprocess.run(["keytool", "-genkeypair", "-keyalg", "EC", "-groupname", "secp256r1", "-alias", "flume",
+    alg = ["-keyalg", "RSA", "-keysize", "2048"] if keyalg == "RSA" else ["-keyalg", "EC", "-groupname", "secp256r1"]
+    subprocess.run(["keytool", "-genkeypair", *alg, "-alias", "flume",
                     "-keystore", str(jks), "-storetype", "JKS", "-storepass", "changeit", "-keypass", "changeit",
                     "-dname", "CN=localhost", "-ext", "san=dns:localhost,ip:127.0.0.1", "-validity", "2"],
                    check=True, capture_output=True, timeout=60)
@@ -478,8 +481,14 @@ def test_java_keystore_is_refused_and_the_documented_conversion_works(flumen_bin
                     "-destkeystore", "keystore.p12", "-deststoretype", "PKCS12",
                     "-srcstorepass", "changeit", "-deststorepass", "changeit"],
                    cwd=tmp_path, check=True, capture_output=True, timeout=60)
-    subprocess.run(["openssl", "pkcs12", "-in", "keystore.p12", "-nodes", "-out", "keystore.pem",
-                    "-passin", "pass:changeit"], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    if keyalg == "RSA":
+        subprocess.run("openssl pkcs12 -in keystore.p12 -nodes -out keystore.pem -passin pass:changeit",
+                       shell=True, cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    else:
+        subprocess.run("openssl pkcs12 -in keystore.p12 -nokeys -out keystore.pem -passin pass:changeit; "
+                       "openssl pkcs12 -in keystore.p12 -nodes -nocerts -passin pass:changeit "
+                       "| openssl ec >> keystore.pem",
+                       shell=True, cwd=tmp_path, check=True, capture_output=True, timeout=60)
     with open(tmp_path / "truststore.pem", "wb") as f:
         subprocess.run(["keytool", "-list", "-rfc", "-keystore", str(jks), "-storepass", "changeit"],
                        stdout=f, check=True, timeout=60)
@@ -494,5 +503,5 @@ def test_java_keystore_is_refused_and_the_documented_conversion_works(flumen_bin
         wait_until(lambda: read_dir(out) == "{} via converted keystore\n", timeout=20,
                    what="the event over TLS with the converted stores")
     finally:
-        assert sender.stop() == 0
-        assert collector.stop() == 0
+        c, s = collector.stop(), sender.stop()
+        assert (c, s) == (0, 0), collector.text()

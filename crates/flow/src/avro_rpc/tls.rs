@@ -9,7 +9,10 @@
 //!   unencrypted private key (PKCS#8, PKCS#1 or SEC1):
 //!   `keytool -importkeystore -srckeystore keystore.jks -srcstoretype JKS -destkeystore
 //!   keystore.p12 -deststoretype PKCS12` (JKS only), then
-//!   `openssl pkcs12 -in keystore.p12 -nodes -out keystore.pem`.
+//!   `openssl pkcs12 -in keystore.p12 -nodes -out keystore.pem`. An EC key exported from Java
+//!   lacks the public key that ring needs; write it with `openssl ec` instead:
+//!   `openssl pkcs12 -in keystore.p12 -nokeys -out keystore.pem; openssl pkcs12 -in
+//!   keystore.p12 -nodes -nocerts | openssl ec >> keystore.pem`.
 //! - truststore: a PEM file of trusted certificates:
 //!   `keytool -list -rfc -keystore truststore.jks -storepass PASSWORD > truststore.pem`
 //!   (text around the PEM blocks is ignored), or
@@ -143,7 +146,16 @@ pub fn server_config(k: &KeystoreSettings) -> Result<Arc<ServerConfig>, String> 
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("certificate and key in `{path}` do not fit: {e}"))?;
+        .map_err(|e| {
+            let hint = if e.to_string().contains("failed to parse private key") {
+                " (an EC key exported from a Java keystore lacks its public key: write it with \
+                 `openssl pkcs12 -in keystore.p12 -nokeys -out keystore.pem; openssl pkcs12 -in \
+                 keystore.p12 -nodes -nocerts | openssl ec >> keystore.pem`)"
+            } else {
+                ""
+            };
+            format!("certificate and key in `{path}` do not fit: {e}{hint}")
+        })?;
     Ok(Arc::new(config))
 }
 
