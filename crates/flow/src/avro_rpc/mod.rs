@@ -494,4 +494,19 @@ mod tests {
             Err("boom".into())
         );
     }
+
+    proptest::proptest! {
+        /// Untrusted bytes never panic the decoders (they return errors), and a valid
+        /// batch decodes back whatever the bytes around it.
+        #[test]
+        fn decoders_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+            let b = bytes::Bytes::from(data.clone());
+            let mut r = Reader::from_bytes(&b);
+            let _ = r.handshake_request();
+            let _ = decode_call(&mut r);
+            let _ = decode_call(&mut Reader::new(&data));
+            let _ = decode_reply(&mut Reader::new(&data));
+            let _ = Reader::new(&data).handshake_response();
+        }
+    }
 }

@@ -162,8 +162,9 @@ impl FrameConn {
             total += len as usize;
             pos += 4 + len as usize;
             if b.len() < pos {
-                // Make room for the rest of this buffer in one go.
-                self.rbuf.reserve(pos - b.len());
+                // Make room for the rest of this buffer in one go (capped: the length is
+                // the peer's claim, not yet data).
+                self.rbuf.reserve((pos - b.len()).min(4 << 20));
                 return Ok(None);
             }
         }
