@@ -8,42 +8,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::net::TcpStream;
-
-use super::{BoxFuture, Sink, Status};
+use super::rpc::{self, Connection, RpcClient, RpcSink, RpcSinkConfig};
+use super::BoxFuture;
 use crate::avro_rpc::{self, HandshakeRequest, Match, Reader};
 use crate::channel::MemoryChannel;
 use crate::config::Context;
-use crate::error::{FlowError, Result};
+use crate::error::Result;
 use crate::event::Event;
 
 /// Settings of the `avro` sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvroSinkConfig {
-    /// `hostname`: the next tier's host. Required.
-    pub hostname: String,
-    /// `port`: the next tier's port. Required.
-    pub port: u16,
-    /// `batch-size`: events per `appendBatch`. Flume's default: 100.
-    pub batch_size: usize,
-    /// `connect-timeout` (ms). Flume's default: 20000.
-    pub connect_timeout: Duration,
-    /// `request-timeout` (ms). Flume's default: 20000.
-    pub request_timeout: Duration,
-    /// `reset-connection-interval` (s): reconnect after this long (0 = never). Flume's
-    /// default: none.
-    pub reset_connection_interval: Option<Duration>,
+    /// `hostname`, `port`, `batch-size`, `connect-timeout`, `request-timeout`,
+    /// `reset-connection-interval`.
+    pub rpc: RpcSinkConfig,
 }
 
 impl AvroSinkConfig {
     /// Reads and validates the properties.
     pub fn from_context(ctx: &Context) -> Result<Self> {
-        let hostname = ctx.require("hostname")?.to_string();
-        let port = ctx.require_number::<u16>("port")?;
-        let batch_size = ctx.number::<usize>("batch-size", 100)?;
-        if batch_size == 0 {
-            return Err(ctx.error("batch-size", "must be at least 1"));
-        }
+        let rpc = RpcSinkConfig::from_context(ctx)?;
         let comp = ctx.string("compression-type", "none").to_ascii_lowercase();
         if comp != "none" {
             return Err(ctx.error(
@@ -54,32 +38,24 @@ impl AvroSinkConfig {
         if ctx.boolean("ssl", false) {
             return Err(ctx.error("ssl", "TLS is not supported yet by the avro sink"));
         }
-        let reset = ctx.number::<u64>("reset-connection-interval", 0)?;
-        Ok(AvroSinkConfig {
-            hostname,
-            port,
-            batch_size,
-            connect_timeout: Duration::from_millis(ctx.number::<u64>("connect-timeout", 20000)?),
-            request_timeout: Duration::from_millis(ctx.number::<u64>("request-timeout", 20000)?),
-            reset_connection_interval: (reset > 0).then(|| Duration::from_secs(reset)),
-        })
+        Ok(AvroSinkConfig { rpc })
     }
 
     /// Creates the sink (it connects lazily, on the first batch).
     pub fn build(self, name: &str, channel: Arc<MemoryChannel>) -> AvroSink {
-        AvroSink {
-            name: name.to_string(),
-            channel,
-            client: AvroClient::new(
-                self.hostname.clone(),
-                self.port,
-                self.connect_timeout,
-                self.request_timeout,
-            ),
-            config: self,
-        }
+        let c = &self.rpc;
+        let client = AvroClient::new(
+            c.hostname.clone(),
+            c.port,
+            c.connect_timeout,
+            c.request_timeout,
+        );
+        RpcSink::new(name, channel, self.rpc, client)
     }
 }
+
+/// A running `avro` sink.
+pub type AvroSink = RpcSink<AvroClient>;
 
 /// A connection to an Avro source: connects lazily, handshakes on the first call,
 /// reconnects after any failure.
@@ -89,7 +65,7 @@ pub struct AvroClient {
     port: u16,
     connect_timeout: Duration,
     request_timeout: Duration,
-    conn: Option<(TcpStream, Instant)>,
+    conn: Option<Connection>,
     handshaken: bool,
     serial: i32,
 }
@@ -130,18 +106,17 @@ impl AvroClient {
 
     /// How long the current connection has been open.
     pub fn connection_age(&self) -> Option<Duration> {
-        self.conn.as_ref().map(|(_, t)| t.elapsed())
+        self.conn.as_ref().map(|c| c.opened.elapsed())
     }
 
     async fn try_append(&mut self, events: &[Event]) -> std::result::Result<(), String> {
         let target = format!("{}:{}", self.host, self.port);
         if self.conn.is_none() {
-            let s = tokio::time::timeout(self.connect_timeout, TcpStream::connect(&target))
-                .await
-                .map_err(|_| format!("connect to {target} timed out"))?
-                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-            let _ = s.set_nodelay(true);
-            self.conn = Some((s, Instant::now()));
+            let stream = rpc::connect(&target, self.connect_timeout).await?;
+            self.conn = Some(Connection {
+                stream,
+                opened: Instant::now(),
+            });
             self.handshaken = false;
         }
         let mut call =
@@ -163,7 +138,7 @@ impl AvroClient {
             self.serial = self.serial.wrapping_add(1);
             let serial = self.serial;
             let timeout = self.request_timeout;
-            let (stream, _) = self.conn.as_mut().expect("connected");
+            let stream = &mut self.conn.as_mut().expect("connected").stream;
             let reply = tokio::time::timeout(timeout, async {
                 avro_rpc::write_frame(stream, serial, &payload).await?;
                 avro_rpc::read_frame(stream).await
@@ -192,54 +167,18 @@ impl AvroClient {
     }
 }
 
-/// A running `avro` sink.
-pub struct AvroSink {
-    name: String,
-    channel: Arc<MemoryChannel>,
-    config: AvroSinkConfig,
-    client: AvroClient,
-}
-
-impl Sink for AvroSink {
-    fn name(&self) -> &str {
-        &self.name
+impl RpcClient for AvroClient {
+    fn append_batch<'a>(
+        &'a mut self,
+        events: &'a [Event],
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(AvroClient::append_batch(self, events))
     }
-    fn channel(&self) -> &Arc<MemoryChannel> {
-        &self.channel
+    fn close(&mut self) {
+        AvroClient::close(self)
     }
-    fn process(&mut self) -> BoxFuture<'_, Result<Status>> {
-        Box::pin(async move {
-            if let (Some(limit), Some(age)) = (
-                self.config.reset_connection_interval,
-                self.client.connection_age(),
-            ) {
-                if age >= limit {
-                    self.client.close();
-                }
-            }
-            let mut tx = self.channel.transaction();
-            let n = tx.take_batch(self.config.batch_size).await?;
-            if n == 0 {
-                tx.commit().await?;
-                return Ok(Status::Backoff);
-            }
-            match self.client.append_batch(tx.taken()).await {
-                Ok(()) => {
-                    tx.commit().await?;
-                    Ok(Status::Ready)
-                }
-                Err(message) => {
-                    tx.rollback();
-                    Err(FlowError::Delivery {
-                        sink: self.name.clone(),
-                        message: format!("Failed to send events: {message}"),
-                    })
-                }
-            }
-        })
-    }
-    fn stop(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(async move { self.client.close() })
+    fn connection_age(&self) -> Option<Duration> {
+        AvroClient::connection_age(self)
     }
 }
 

@@ -10,10 +10,12 @@ pub mod http;
 pub mod kafka;
 pub mod netcat;
 pub mod netcatudp;
+pub mod rpc;
 pub mod seq;
 pub mod spooldir;
 pub mod syslog;
 pub mod taildir;
+pub mod thrift;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,6 +70,8 @@ pub enum SourceConfig {
     Http(http::HttpConfig),
     /// `avro`
     Avro(avro::AvroSourceConfig),
+    /// `thrift`
+    Thrift(thrift::ThriftSourceConfig),
 }
 
 impl SourceConfig {
@@ -111,6 +115,9 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Avro) => Ok(SourceConfig::Avro(
                 avro::AvroSourceConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SourceType::Thrift) => Ok(SourceConfig::Thrift(
+                thrift::ThriftSourceConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -151,6 +158,7 @@ impl SourceConfig {
             SourceConfig::Http(c) => Box::new(c.build(name).await?),
             SourceConfig::Kafka(c) => Box::new(c.build(name)?),
             SourceConfig::Avro(c) => Box::new(c.build(name).await?),
+            SourceConfig::Thrift(c) => Box::new(c.build(name).await?),
         })
     }
 }

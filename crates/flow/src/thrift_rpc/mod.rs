@@ -152,7 +152,9 @@ fn read_event(r: &mut Reader<'_>) -> Result<Event, DecodeError> {
                 let (kt, vt, n) = r.map_begin()?;
                 let mut h = Headers::new();
                 if n > 0 && (kt != TType::String || vt != TType::String) {
-                    return err(format!("headers must be map<string,string>, not {kt:?},{vt:?}"));
+                    return err(format!(
+                        "headers must be map<string,string>, not {kt:?},{vt:?}"
+                    ));
                 }
                 for _ in 0..n {
                     let k = r.string()?;
@@ -212,7 +214,7 @@ pub fn decode_call(proto: Protocol, payload: &[u8]) -> Result<Call, BadCall> {
         kind,
         error,
     };
-    if kind != CALL && kind != ONEWAY {
+    if kind != CALL {
         return Err(bad(
             PROTOCOL_ERROR,
             DecodeError(format!("message type {kind} is not a call")),

@@ -43,7 +43,12 @@ fn known_call_bytes() {
         0x18, 0x01, b'x', // field 2, binary
         0x00, 0x00,
     ]);
-    let got = encode_call(Protocol::Compact, Method::Append, 1, std::slice::from_ref(&e));
+    let got = encode_call(
+        Protocol::Compact,
+        Method::Append,
+        1,
+        std::slice::from_ref(&e),
+    );
     assert_eq!(got, want);
     let mut want = vec![0x80, 0x01, 0x00, 0x01, 0, 0, 0, 11];
     want.extend_from_slice(b"appendBatch");
@@ -71,7 +76,10 @@ fn calls_round_trip_in_both_protocols() {
             (Method::Append, vec![event(b"", &[])]),
             (Method::AppendBatch, vec![]),
             (Method::AppendBatch, many.clone()),
-            (Method::AppendBatch, vec![event(&[0, 255, 10], &[("k", "")])]),
+            (
+                Method::AppendBatch,
+                vec![event(&[0, 255, 10], &[("k", "")])],
+            ),
         ] {
             let bytes = encode_call(proto, method, -5, &events);
             assert_eq!(sniff(&bytes), Some(proto));
@@ -139,7 +147,10 @@ fn unknown_fields_are_skipped_and_bad_calls_named() {
         w.struct_begin();
         w.field_stop();
         let bad = decode_call(proto, &w.into_inner()).unwrap_err();
-        assert_eq!((bad.name.as_str(), bad.seqid, bad.kind), ("ping", 4, UNKNOWN_METHOD));
+        assert_eq!(
+            (bad.name.as_str(), bad.seqid, bad.kind),
+            ("ping", 4, UNKNOWN_METHOD)
+        );
 
         // An event without its body; a truncated message; a hostile list size.
         let mut w = Writer::with_capacity(proto, 32);
