@@ -115,19 +115,23 @@ def test_python_client_to_thrift_source_file_roll(flumen_bin, tmp_path, protocol
         assert agent.stop() == 0
 
 
-def test_thrift_source_answers_failed_when_the_channel_refuses(flumen_bin, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
+def test_thrift_source_answers_failed_when_the_channel_is_full(flumen_bin, tmp_path):
     port = free_port()
-    agent = Agent(flumen_bin, tmp_path, collector_conf(port, out, channel=memory(capacity=5, tx=5)))
+    # No sink: the channel (capacity 5) fills up and stays full.
+    conf = ("a1.sources = r1\na1.channels = c1\n"
+            f"a1.sources.r1.type = thrift\na1.sources.r1.bind = 127.0.0.1\na1.sources.r1.port = {port}\n"
+            "a1.sources.r1.channels = c1\n" + memory(capacity=5, tx=5) + "a1.channels.c1.keep-alive = 1\n")
+    agent = Agent(flumen_bin, tmp_path, conf)
     try:
         agent.wait_port(port)
         c = client(port, "compact")
-        # More than transactionCapacity in one call: the channel refuses, the sender must retry.
-        assert c.appendBatch([event(b"x%d" % i) for i in range(6)]) == flume.Status.FAILED
-        assert c.appendBatch([event(b"y%d" % i) for i in range(3)]) == flume.Status.OK
+        assert c.appendBatch([event(b"a%d" % i) for i in range(3)]) == flume.Status.OK
+        # 3 + 3 > 5: refused, so that the sender keeps its events and retries.
+        assert c.appendBatch([event(b"b%d" % i) for i in range(3)]) == flume.Status.FAILED
+        assert c.append(event(b"c")) == flume.Status.OK
+        assert c.append(event(b"d")) == flume.Status.OK
+        assert c.append(event(b"e")) == flume.Status.FAILED
         c.close()
-        wait_until(lambda: read_dir(out) == "{} y0\n{} y1\n{} y2\n", what="only the accepted batch")
     finally:
         assert agent.stop() == 0
 

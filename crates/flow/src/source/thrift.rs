@@ -163,7 +163,7 @@ async fn serve(
             Ok(()) => Status::Ok,
             Err(error) => {
                 let s = refused(&error);
-                tracing::warn!(%error, status = ?s, "Thrift source could not put events.");
+                tracing::warn!(%error, status = s.name(), "Thrift source could not put events.");
                 s
             }
         };

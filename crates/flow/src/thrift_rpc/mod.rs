@@ -74,6 +74,16 @@ pub enum Status {
 }
 
 impl Status {
+    /// Flume's name of the status (`OK`, `FAILED`, `ERROR`, `UNKNOWN`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "OK",
+            Status::Failed => "FAILED",
+            Status::Error => "ERROR",
+            Status::Unknown => "UNKNOWN",
+        }
+    }
+
     fn from_i32(v: i32) -> Result<Status, DecodeError> {
         Ok(match v {
             0 => Status::Ok,
