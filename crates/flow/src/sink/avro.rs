@@ -6,9 +6,9 @@
 //! Not supported yet (refused at configuration): `compression-type = deflate`, `ssl = true`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::rpc::{self, Connection, RpcClient, RpcSink, RpcSinkConfig};
+use super::rpc::{LazyConnection, RpcClient, RpcSink, RpcSinkConfig};
 use super::BoxFuture;
 use crate::avro_rpc::{self, HandshakeRequest, Match, Reader};
 use crate::channel::MemoryChannel;
@@ -57,15 +57,11 @@ impl AvroSinkConfig {
 /// A running `avro` sink.
 pub type AvroSink = RpcSink<AvroClient>;
 
-/// A connection to an Avro source: connects lazily, handshakes on the first call,
-/// reconnects after any failure.
+/// A client of an Avro source over a [`LazyConnection`]; handshakes on the first call of
+/// each connection.
 #[derive(Debug)]
 pub struct AvroClient {
-    host: String,
-    port: u16,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-    conn: Option<Connection>,
+    conn: LazyConnection,
     handshaken: bool,
     serial: i32,
 }
@@ -79,11 +75,7 @@ impl AvroClient {
         request_timeout: Duration,
     ) -> Self {
         AvroClient {
-            host,
-            port,
-            connect_timeout,
-            request_timeout,
-            conn: None,
+            conn: LazyConnection::new(format!("{host}:{port}"), connect_timeout, request_timeout),
             handshaken: false,
             serial: 0,
         }
@@ -91,8 +83,7 @@ impl AvroClient {
 
     /// Drops the connection.
     pub fn close(&mut self) {
-        self.conn = None;
-        self.handshaken = false;
+        self.conn.close();
     }
 
     /// Sends `events` as one `appendBatch`; `Ok` only when the server answered `OK`.
@@ -104,19 +95,8 @@ impl AvroClient {
         r
     }
 
-    /// How long the current connection has been open.
-    pub fn connection_age(&self) -> Option<Duration> {
-        self.conn.as_ref().map(|c| c.opened.elapsed())
-    }
-
     async fn try_append(&mut self, events: &[Event]) -> std::result::Result<(), String> {
-        let target = format!("{}:{}", self.host, self.port);
-        if self.conn.is_none() {
-            let stream = rpc::connect(&target, self.connect_timeout).await?;
-            self.conn = Some(Connection {
-                stream,
-                opened: Instant::now(),
-            });
+        if self.conn.stream().await?.1 {
             self.handshaken = false;
         }
         let mut call =
@@ -137,16 +117,16 @@ impl AvroClient {
             payload.extend_from_slice(&call);
             self.serial = self.serial.wrapping_add(1);
             let serial = self.serial;
-            let timeout = self.request_timeout;
-            let stream = &mut self.conn.as_mut().expect("connected").stream;
-            let reply = tokio::time::timeout(timeout, async {
-                avro_rpc::write_frame(stream, serial, &payload).await?;
-                avro_rpc::read_frame(stream).await
-            })
-            .await
-            .map_err(|_| format!("request to {target} timed out"))?
-            .map_err(|e| format!("RPC to {target} failed: {e}"))?
-            .ok_or_else(|| format!("{target} closed the connection"))?;
+            let reply = self
+                .conn
+                .request(|stream| {
+                    Box::pin(async move {
+                        avro_rpc::write_frame(stream, serial, &payload).await?;
+                        avro_rpc::read_frame(stream).await
+                    })
+                })
+                .await?;
+            let target = self.conn.target();
             let mut r = Reader::new(&reply.1);
             if handshake {
                 match r.handshake_response().map_err(|e| e.to_string())? {
@@ -174,11 +154,8 @@ impl RpcClient for AvroClient {
     ) -> BoxFuture<'a, std::result::Result<(), String>> {
         Box::pin(AvroClient::append_batch(self, events))
     }
-    fn close(&mut self) {
-        AvroClient::close(self)
-    }
-    fn connection_age(&self) -> Option<Duration> {
-        AvroClient::connection_age(self)
+    fn connection(&mut self) -> &mut LazyConnection {
+        &mut self.conn
     }
 }
 

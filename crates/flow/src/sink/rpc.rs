@@ -63,14 +63,78 @@ impl RpcSinkConfig {
     }
 }
 
-/// Connects to `target` within `timeout` (TCP_NODELAY set).
-pub async fn connect(target: &str, timeout: Duration) -> std::result::Result<TcpStream, String> {
-    let s = tokio::time::timeout(timeout, TcpStream::connect(target))
-        .await
-        .map_err(|_| format!("connect to {target} timed out"))?
-        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-    let _ = s.set_nodelay(true);
-    Ok(s)
+/// A connection to the next tier: opened on first use, dropped after any failure (the next
+/// call reconnects).
+#[derive(Debug)]
+pub struct LazyConnection {
+    target: String,
+    connect_timeout: Duration,
+    request_timeout: Duration,
+    conn: Option<(TcpStream, Instant)>,
+}
+
+impl LazyConnection {
+    /// A connection to `target` (`host:port`), not opened yet.
+    pub fn new(target: String, connect_timeout: Duration, request_timeout: Duration) -> Self {
+        LazyConnection {
+            target,
+            connect_timeout,
+            request_timeout,
+            conn: None,
+        }
+    }
+
+    /// `host:port`.
+    pub fn target(&self) -> &str {
+        &self.target
+    }
+
+    /// The stream, connected within `connect-timeout` (TCP_NODELAY set) if it was not; the
+    /// flag says it was just opened.
+    pub async fn stream(&mut self) -> std::result::Result<(&mut TcpStream, bool), String> {
+        let fresh = self.conn.is_none();
+        if fresh {
+            let target = &self.target;
+            let s = tokio::time::timeout(self.connect_timeout, TcpStream::connect(target))
+                .await
+                .map_err(|_| format!("connect to {target} timed out"))?
+                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+            let _ = s.set_nodelay(true);
+            self.conn = Some((s, Instant::now()));
+        }
+        Ok((&mut self.conn.as_mut().expect("connected").0, fresh))
+    }
+
+    /// Runs one request/reply exchange within `request-timeout`; `None` from `exchange` means
+    /// the peer closed the connection. The connection is dropped on any error.
+    pub async fn request<T>(
+        &mut self,
+        exchange: impl for<'s> FnOnce(&'s mut TcpStream) -> BoxFuture<'s, std::io::Result<Option<T>>>,
+    ) -> std::result::Result<T, String> {
+        let timeout = self.request_timeout;
+        let target = self.target.clone();
+        let (stream, _) = self.stream().await?;
+        let r = match tokio::time::timeout(timeout, exchange(stream)).await {
+            Err(_) => Err(format!("request to {target} timed out")),
+            Ok(Err(e)) => Err(format!("RPC to {target} failed: {e}")),
+            Ok(Ok(None)) => Err(format!("{target} closed the connection")),
+            Ok(Ok(Some(v))) => Ok(v),
+        };
+        if r.is_err() {
+            self.close();
+        }
+        r
+    }
+
+    /// Drops the connection.
+    pub fn close(&mut self) {
+        self.conn = None;
+    }
+
+    /// How long the current connection has been open (`None`: not connected).
+    pub fn age(&self) -> Option<Duration> {
+        self.conn.as_ref().map(|(_, t)| t.elapsed())
+    }
 }
 
 /// A client of the next tier's RPC protocol.
@@ -81,19 +145,8 @@ pub trait RpcClient: Send {
         &'a mut self,
         events: &'a [Event],
     ) -> BoxFuture<'a, std::result::Result<(), String>>;
-    /// Drops the connection.
-    fn close(&mut self);
-    /// How long the current connection has been open (`None`: not connected).
-    fn connection_age(&self) -> Option<Duration>;
-}
-
-/// An open connection and when it was opened.
-#[derive(Debug)]
-pub struct Connection {
-    /// The stream.
-    pub stream: TcpStream,
-    /// When it was opened.
-    pub opened: Instant,
+    /// Its connection.
+    fn connection(&mut self) -> &mut LazyConnection;
 }
 
 /// A running RPC sink over the client `C`.
@@ -134,10 +187,10 @@ impl<C: RpcClient> Sink for RpcSink<C> {
         Box::pin(async move {
             if let (Some(limit), Some(age)) = (
                 self.config.reset_connection_interval,
-                self.client.connection_age(),
+                self.client.connection().age(),
             ) {
                 if age >= limit {
-                    self.client.close();
+                    self.client.connection().close();
                     self.counter.add("ConnectionClosedCount", 1);
                 }
             }
@@ -149,7 +202,7 @@ impl<C: RpcClient> Sink for RpcSink<C> {
                 return Ok(Status::Backoff);
             }
             self.counter.add("EventDrainAttemptCount", n as i64);
-            let was_connected = self.client.connection_age().is_some();
+            let was_connected = self.client.connection().age().is_some();
             let sent = self.client.append_batch(tx.taken()).await;
             if !was_connected && sent.is_ok() {
                 self.counter.add("ConnectionCreatedCount", 1);
@@ -186,10 +239,10 @@ impl<C: RpcClient> Sink for RpcSink<C> {
     }
     fn stop(&mut self) -> BoxFuture<'_, ()> {
         Box::pin(async move {
-            if self.client.connection_age().is_some() {
+            if self.client.connection().age().is_some() {
                 self.counter.add("ConnectionClosedCount", 1);
             }
-            self.client.close();
+            self.client.connection().close();
             self.counter.stop();
         })
     }

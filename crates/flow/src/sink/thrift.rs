@@ -6,9 +6,9 @@
 //! Not supported (refused at configuration): `ssl = true` and `kerberos = true`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::rpc::{self, Connection, RpcClient, RpcSink, RpcSinkConfig};
+use super::rpc::{LazyConnection, RpcClient, RpcSink, RpcSinkConfig};
 use super::BoxFuture;
 use crate::channel::MemoryChannel;
 use crate::config::Context;
@@ -39,14 +39,12 @@ impl ThriftSinkConfig {
     /// Creates the sink (it connects lazily, on the first batch).
     pub fn build(self, name: &str, channel: Arc<MemoryChannel>) -> ThriftSink {
         let c = &self.rpc;
-        let client = ThriftClient {
-            target: format!("{}:{}", c.hostname, c.port),
-            protocol: self.protocol,
-            connect_timeout: c.connect_timeout,
-            request_timeout: c.request_timeout,
-            conn: None,
-            seqid: 0,
-        };
+        let client = ThriftClient::new(
+            format!("{}:{}", c.hostname, c.port),
+            self.protocol,
+            c.connect_timeout,
+            c.request_timeout,
+        );
         RpcSink::new(name, channel, self.rpc, client)
     }
 }
@@ -54,14 +52,11 @@ impl ThriftSinkConfig {
 /// A running `thrift` sink.
 pub type ThriftSink = RpcSink<ThriftClient>;
 
-/// A connection to a Thrift source: connects lazily, reconnects after any failure.
+/// A client of a Thrift source over a [`LazyConnection`].
 #[derive(Debug)]
 pub struct ThriftClient {
-    target: String,
+    conn: LazyConnection,
     protocol: Protocol,
-    connect_timeout: Duration,
-    request_timeout: Duration,
-    conn: Option<Connection>,
     seqid: i32,
 }
 
@@ -74,36 +69,26 @@ impl ThriftClient {
         request_timeout: Duration,
     ) -> Self {
         ThriftClient {
-            target,
+            conn: LazyConnection::new(target, connect_timeout, request_timeout),
             protocol,
-            connect_timeout,
-            request_timeout,
-            conn: None,
             seqid: 0,
         }
     }
 
     async fn try_append(&mut self, events: &[Event]) -> std::result::Result<(), String> {
-        let target = &self.target;
-        if self.conn.is_none() {
-            let stream = rpc::connect(target, self.connect_timeout).await?;
-            self.conn = Some(Connection {
-                stream,
-                opened: Instant::now(),
-            });
-        }
         self.seqid = self.seqid.wrapping_add(1);
         let seqid = self.seqid;
         let call = thrift_rpc::encode_call(self.protocol, Method::AppendBatch, seqid, events);
-        let stream = &mut self.conn.as_mut().expect("connected").stream;
-        let reply = tokio::time::timeout(self.request_timeout, async {
-            thrift_rpc::write_frame(stream, &call).await?;
-            thrift_rpc::read_frame(stream).await
-        })
-        .await
-        .map_err(|_| format!("request to {target} timed out"))?
-        .map_err(|e| format!("RPC to {target} failed: {e}"))?
-        .ok_or_else(|| format!("{target} closed the connection"))?;
+        let reply = self
+            .conn
+            .request(|stream| {
+                Box::pin(async move {
+                    thrift_rpc::write_frame(stream, &call).await?;
+                    thrift_rpc::read_frame(stream).await
+                })
+            })
+            .await?;
+        let target = self.conn.target();
         match thrift_rpc::decode_reply(self.protocol, &reply, seqid).map_err(|e| e.to_string())? {
             Ok(Status::Ok) => Ok(()),
             Ok(s) => Err(format!(
@@ -123,16 +108,13 @@ impl RpcClient for ThriftClient {
         Box::pin(async move {
             let r = self.try_append(events).await;
             if r.is_err() {
-                self.close();
+                self.conn.close();
             }
             r
         })
     }
-    fn close(&mut self) {
-        self.conn = None;
-    }
-    fn connection_age(&self) -> Option<Duration> {
-        self.conn.as_ref().map(|c| c.opened.elapsed())
+    fn connection(&mut self) -> &mut LazyConnection {
+        &mut self.conn
     }
 }
 
@@ -148,10 +130,12 @@ mod tests {
     use tokio_util::sync::CancellationToken;
 
     fn channel(name: &str, capacity: usize) -> Arc<MemoryChannel> {
-        let mut c = MemoryChannelConfig::default();
-        c.capacity = capacity;
-        c.transaction_capacity = capacity;
-        c.keep_alive = Duration::from_millis(50);
+        let c = MemoryChannelConfig {
+            capacity,
+            transaction_capacity: capacity,
+            keep_alive: Duration::from_millis(50),
+            ..Default::default()
+        };
         Arc::new(MemoryChannel::new(name, c))
     }
 

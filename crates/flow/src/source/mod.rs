@@ -190,6 +190,31 @@ pub(crate) async fn resolve_bind(
         })
 }
 
+/// Binds a TCP listener on `host:port` with SO_REUSEADDR (as Flume's and Netty's servers
+/// do); returns it with the address it is bound to.
+pub(crate) async fn listen_tcp(
+    component: &str,
+    host: &str,
+    port: u16,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let addr = resolve_bind(component, host, port).await?;
+    let start = |source| crate::error::FlowError::Start {
+        component: component.to_string(),
+        message: format!("cannot listen on {addr} (bind = {host}, port = {port})"),
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(start)?;
+    socket.set_reuseaddr(true).map_err(start)?;
+    socket.bind(addr).map_err(start)?;
+    let listener = socket.listen(1024).map_err(start)?;
+    Ok((listener, addr))
+}
+
 /// Runs a start-up step that does blocking I/O on a blocking thread.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T> + Send + 'static,

@@ -6,12 +6,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::channel_processor::ChannelProcessor;
 use crate::config::Context;
-use crate::error::{FlowError, Result};
+use crate::error::Result;
 use crate::event::Event;
 use crate::monitoring::{CounterGroup, SOURCE_COUNTERS};
 
@@ -83,21 +83,7 @@ impl RpcServerConfig {
     /// source type in logs.
     pub async fn bind(self, name: &str, kind: &'static str) -> Result<RpcServer> {
         let component = format!("source {name}");
-        let addr = super::resolve_bind(&component, &self.bind, self.port).await?;
-        let start = |source| FlowError::Start {
-            component: component.clone(),
-            message: format!("cannot listen on {addr}"),
-            source,
-        };
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(start)?;
-        socket.set_reuseaddr(true).map_err(start)?;
-        socket.bind(addr).map_err(start)?;
-        let listener = socket.listen(1024).map_err(start)?;
+        let (listener, addr) = super::listen_tcp(&component, &self.bind, self.port).await?;
         tracing::info!(source = name, %addr, "{kind} source started.");
         Ok(RpcServer {
             name: name.to_string(),
