@@ -13,7 +13,7 @@ from thriftpy2.protocol import TBinaryProtocolFactory, TCompactProtocolFactory
 from thriftpy2.rpc import make_client, make_server
 from thriftpy2.transport import TFramedTransportFactory
 
-from agent_helpers import Agent, free_port, netcat_lines, read_dir, wait_until
+from agent_helpers import Agent, fan_in, free_port, netcat_lines, read_dir, wait_until
 
 flume = thriftpy2.load(str(pathlib.Path(__file__).with_name("flume.thrift")), module_name="flume_thrift")
 
@@ -177,30 +177,10 @@ def test_thrift_sink_keeps_events_while_server_answers_failed(flumen_bin, tmp_pa
 
 
 def test_two_agents_fan_in_to_collector(flumen_bin, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    thrift_port, nc1, nc2 = free_port(), free_port(), free_port()
-    d1, d2 = tmp_path / "s1", tmp_path / "s2"
-    d1.mkdir()
-    d2.mkdir()
-    collector = Agent(flumen_bin, tmp_path, collector_conf(thrift_port, out))
-    s1 = Agent(flumen_bin, d1, sender_conf(nc1, thrift_port))
-    s2 = Agent(flumen_bin, d2, sender_conf(nc2, thrift_port))
-    try:
-        collector.wait_port(thrift_port)
-        s1.wait_port(nc1)
-        s2.wait_port(nc2)
-        a = [f"a{i}\n".encode() for i in range(300)]
-        b = [f"b{i}\n".encode() for i in range(300)]
-        assert netcat_lines(nc1, a) == b"OK\n" * 300
-        assert netcat_lines(nc2, b) == b"OK\n" * 300
-        want = sorted("{} " + l.decode().rstrip("\n") for l in a + b)
-        wait_until(lambda: sorted(read_dir(out).splitlines()) == want, timeout=30,
-                   what="every line once at the collector")
-    finally:
-        assert s1.stop() == 0
-        assert s2.stop() == 0
-        assert collector.stop() == 0
+    (tmp_path / "out").mkdir()
+    port = free_port()
+    fan_in(flumen_bin, tmp_path, collector_conf(port, tmp_path / "out"), lambda nc: sender_conf(nc, port), port,
+           lines_per_sender=300)
 
 
 def complete_lines(out):
