@@ -142,7 +142,12 @@ mod tests {
     async fn source(
         ch: &Arc<MemoryChannel>,
         proto: &str,
-    ) -> (u16, CancellationToken, tokio::task::JoinHandle<()>) {
+    ) -> (
+        u16,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+        Arc<crate::monitoring::CounterGroup>,
+    ) {
         let processor = Arc::new(ChannelProcessor::new(
             vec![ch.clone()],
             ChannelSelector::Replicating {
@@ -161,16 +166,17 @@ mod tests {
             .await
             .unwrap();
         let port = src.local_addr().unwrap().port();
+        let counter = src.counter().unwrap();
         let stop = CancellationToken::new();
         let task = tokio::spawn(Box::new(src).run(processor, stop.clone()));
-        (port, stop, task)
+        (port, stop, task, counter)
     }
 
     #[tokio::test]
     async fn sink_to_source_both_protocols_full_channel_and_down() {
         for proto in ["compact", "binary"] {
             let dest = channel("c2", 3);
-            let (port, stop, task) = source(&dest, proto).await;
+            let (port, stop, task, source_counter) = source(&dest, proto).await;
             let upstream = channel("c1", 100);
             let ctx = Context::from_pairs(
                 "sink k1",
@@ -209,6 +215,10 @@ mod tests {
             assert_eq!((upstream.len(), dest.len()), (0, 2));
             let counter = sink.counter().unwrap();
             assert_eq!(counter.get("EventDrainSuccessCount"), 4);
+            assert_eq!(source_counter.get("AppendBatchReceivedCount"), 3);
+            assert_eq!(source_counter.get("AppendBatchAcceptedCount"), 2);
+            assert_eq!(source_counter.get("EventAcceptedCount"), 4);
+            assert_eq!(source_counter.get("ChannelWriteFail"), 1);
             stop.cancel();
             task.await.unwrap();
             // The next tier is down: the batch is rolled back.
@@ -223,7 +233,7 @@ mod tests {
     #[tokio::test]
     async fn wrong_protocol_is_an_error_not_a_hang() {
         let dest = channel("c2", 10);
-        let (port, stop, task) = source(&dest, "binary").await;
+        let (port, stop, task, _) = source(&dest, "binary").await;
         let t = Duration::from_secs(10);
         let mut client = ThriftClient::new(format!("127.0.0.1:{port}"), Protocol::Compact, t, t);
         let err = client
