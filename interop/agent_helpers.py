@@ -91,3 +91,32 @@ def netcat_lines(port: int, lines, timeout=10.0) -> bytes:
                 break
             got += chunk
         return got
+
+
+def fan_in(flumen_bin, tmp_path, collector_text, sender_text, rpc_port, lines_per_sender=300, timeout=30):
+    """Two netcat agents (`sender_text(nc_port)`) forward to one collector (`collector_text`,
+    writing `header_and_text` into tmp_path/out): every line must arrive exactly once."""
+    out = tmp_path / "out"
+    nc1, nc2 = free_port(), free_port()
+    d1, d2 = tmp_path / "s1", tmp_path / "s2"
+    d1.mkdir()
+    d2.mkdir()
+    collector = Agent(flumen_bin, tmp_path, collector_text)
+    s1 = Agent(flumen_bin, d1, sender_text(nc1))
+    s2 = Agent(flumen_bin, d2, sender_text(nc2))
+    try:
+        collector.wait_port(rpc_port)
+        s1.wait_port(nc1)
+        s2.wait_port(nc2)
+        n = lines_per_sender
+        a = [f"a{i}\n".encode() for i in range(n)]
+        b = [f"b{i}\n".encode() for i in range(n)]
+        assert netcat_lines(nc1, a) == b"OK\n" * n
+        assert netcat_lines(nc2, b) == b"OK\n" * n
+        want = sorted("{} " + l.decode().rstrip("\n") for l in a + b)
+        wait_until(lambda: sorted(read_dir(out).splitlines()) == want, timeout=timeout,
+                   what="every line once at the collector")
+    finally:
+        assert s1.stop() == 0
+        assert s2.stop() == 0
+        assert collector.stop() == 0

@@ -20,7 +20,7 @@ import pytest
 import avro.protocol
 import avro.schema
 
-from agent_helpers import Agent, free_port, netcat_lines, read_dir, wait_until
+from agent_helpers import Agent, fan_in, free_port, netcat_lines, read_dir, wait_until
 
 # Flume's flume.avdl (AvroSourceProtocol), as JSON.
 FLUME_PROTOCOL = avro.protocol.parse("""
@@ -316,30 +316,10 @@ def test_avro_sink_retries_until_python_server_is_up(flumen_bin, tmp_path):
 
 
 def test_two_agents_fan_in_to_collector(flumen_bin, tmp_path):
-    out = tmp_path / "out"
-    out.mkdir()
-    avro_port, nc1, nc2 = free_port(), free_port(), free_port()
-    d1, d2 = tmp_path / "s1", tmp_path / "s2"
-    d1.mkdir()
-    d2.mkdir()
-    collector = Agent(flumen_bin, tmp_path, collector_conf(avro_port, out))
-    s1 = Agent(flumen_bin, d1, sender_conf(nc1, avro_port))
-    s2 = Agent(flumen_bin, d2, sender_conf(nc2, avro_port))
-    try:
-        collector.wait_port(avro_port)
-        s1.wait_port(nc1)
-        s2.wait_port(nc2)
-        a = [f"a{i}\n".encode() for i in range(200)]
-        b = [f"b{i}\n".encode() for i in range(200)]
-        assert netcat_lines(nc1, a) == b"OK\n" * 200
-        assert netcat_lines(nc2, b) == b"OK\n" * 200
-        want = sorted("{} " + l.decode().rstrip("\n") for l in a + b)
-        wait_until(lambda: sorted(read_dir(out).splitlines()) == want, timeout=15,
-                   what="every line once at the collector")
-    finally:
-        assert s1.stop() == 0
-        assert s2.stop() == 0
-        assert collector.stop() == 0
+    (tmp_path / "out").mkdir()
+    port = free_port()
+    fan_in(flumen_bin, tmp_path, collector_conf(port, tmp_path / "out"), lambda nc: sender_conf(nc, port), port,
+           lines_per_sender=200)
 
 
 def test_avro_client_sends_file_with_headers(flumen_bin, tmp_path):

@@ -22,6 +22,7 @@ pub mod monitoring;
 pub mod selector;
 pub mod sink;
 pub mod source;
+pub mod thrift_rpc;
 
 pub use error::{FlowError, Result};
 pub use event::Event;

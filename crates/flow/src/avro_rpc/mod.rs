@@ -354,8 +354,8 @@ pub enum Status {
 pub enum Call {
     /// A handshake-only ping (empty message name).
     Ping,
-    /// `append` or `appendBatch`, with their events.
-    Append(Vec<Event>),
+    /// `append` (false) or `appendBatch` (true), with their events.
+    Append(Vec<Event>, bool),
 }
 
 /// Decodes a call's body after the handshake: metadata, message name, parameters.
@@ -364,8 +364,8 @@ pub fn decode_call(r: &mut Reader<'_>) -> Result<Call, DecodeError> {
     let name = r.string()?;
     match name.as_str() {
         "" => Ok(Call::Ping),
-        "append" => Ok(Call::Append(vec![r.event()?])),
-        "appendBatch" => Ok(Call::Append(r.events()?)),
+        "append" => Ok(Call::Append(vec![r.event()?], false)),
+        "appendBatch" => Ok(Call::Append(r.events()?, true)),
         other => err(format!("unknown message `{other}`")),
     }
 }
@@ -445,7 +445,10 @@ mod tests {
         let mut out = Vec::new();
         put_append_batch(&mut out, std::slice::from_ref(&e));
         let mut r = Reader::new(&out);
-        assert_eq!(decode_call(&mut r).unwrap(), Call::Append(vec![e.clone()]));
+        assert_eq!(
+            decode_call(&mut r).unwrap(),
+            Call::Append(vec![e.clone()], true)
+        );
         assert_eq!(r.remaining(), 0);
         // A block with a negative count and a byte size, as Java's blocking encoders write.
         let mut out = vec![0u8];
@@ -458,7 +461,7 @@ mod tests {
         out.push(0);
         assert_eq!(
             decode_call(&mut Reader::new(&out)).unwrap(),
-            Call::Append(vec![e])
+            Call::Append(vec![e], true)
         );
     }
 

@@ -55,6 +55,8 @@ pub enum SourceType {
     Http,
     /// `avro`
     Avro,
+    /// `thrift`
+    Thrift,
 }
 
 const SOURCES: &[Row<SourceType>] = &[
@@ -88,7 +90,11 @@ const SOURCES: &[Row<SourceType>] = &[
         "org.apache.flume.source.AvroSource",
         Some(SourceType::Avro),
     ),
-    ("thrift", "org.apache.flume.source.ThriftSource", None),
+    (
+        "thrift",
+        "org.apache.flume.source.ThriftSource",
+        Some(SourceType::Thrift),
+    ),
     (
         "syslogtcp",
         "org.apache.flume.source.SyslogTcpSource",
@@ -178,6 +184,8 @@ pub enum SinkType {
     Kafka,
     /// `avro`
     Avro,
+    /// `thrift`
+    Thrift,
 }
 
 const SINKS: &[Row<SinkType>] = &[
@@ -207,7 +215,11 @@ const SINKS: &[Row<SinkType>] = &[
         "org.apache.flume.sink.AvroSink",
         Some(SinkType::Avro),
     ),
-    ("thrift", "org.apache.flume.sink.ThriftSink", None),
+    (
+        "thrift",
+        "org.apache.flume.sink.ThriftSink",
+        Some(SinkType::Thrift),
+    ),
     ("hbase", "org.apache.flume.sink.hbase.HBaseSink", None),
     (
         "asynchbase",
@@ -430,7 +442,8 @@ mod tests {
             source("org.apache.flume.source.NetcatSource"),
             Resolved::Builtin(SourceType::Netcat)
         );
-        assert!(matches!(source("thrift"), Resolved::NotImplemented(_)));
+        assert_eq!(source("thrift"), Resolved::Builtin(SourceType::Thrift));
+        assert!(matches!(source("jms"), Resolved::NotImplemented(_)));
         assert_eq!(source("taildir"), Resolved::Builtin(SourceType::Taildir));
         assert_eq!(source("netcatt"), Resolved::Unknown);
         assert_eq!(

@@ -14,7 +14,8 @@ use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
-use super::{BoxFuture, Sink, Status};
+use super::rpc::{RpcClient, RpcSink, RpcSinkConfig};
+use super::BoxFuture;
 use crate::avro_rpc::tls::TruststoreSettings;
 use crate::avro_rpc::{self, FrameConn, HandshakeRequest, Match, Reader};
 use crate::channel::MemoryChannel;
@@ -25,19 +26,9 @@ use crate::event::Event;
 /// Settings of the `avro` sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvroSinkConfig {
-    /// `hostname`: the next tier's host. Required.
-    pub hostname: String,
-    /// `port`: the next tier's port. Required.
-    pub port: u16,
-    /// `batch-size`: events per `appendBatch`. Flume's default: 100.
-    pub batch_size: usize,
-    /// `connect-timeout` (ms). Flume's default: 20000.
-    pub connect_timeout: Duration,
-    /// `request-timeout` (ms). Flume's default: 20000.
-    pub request_timeout: Duration,
-    /// `reset-connection-interval` (s): reconnect after this long (0 = never). Flume's
-    /// default: none.
-    pub reset_connection_interval: Option<Duration>,
+    /// `hostname`, `port`, `batch-size`, `connect-timeout`, `request-timeout`,
+    /// `reset-connection-interval` (shared with the thrift sink).
+    pub rpc: RpcSinkConfig,
     /// `compression-type = deflate` (default `none`, Flume's) with `compression-level`
     /// (0–9, Flume's default 6): the zlib level, `None` without compression.
     pub deflate_level: Option<u32>,
@@ -63,12 +54,7 @@ pub(crate) fn compression(ctx: &Context) -> Result<bool> {
 impl AvroSinkConfig {
     /// Reads and validates the properties.
     pub fn from_context(ctx: &Context) -> Result<Self> {
-        let hostname = ctx.require("hostname")?.to_string();
-        let port = ctx.require_number::<u16>("port")?;
-        let batch_size = ctx.number::<usize>("batch-size", 100)?;
-        if batch_size == 0 {
-            return Err(ctx.error("batch-size", "must be at least 1"));
-        }
+        let rpc = RpcSinkConfig::from_context(ctx)?;
         let deflate_level = if compression(ctx)? {
             let level = ctx.number::<i32>("compression-level", 6)?;
             if !(0..=9).contains(&level) {
@@ -85,17 +71,11 @@ impl AvroSinkConfig {
         });
         if let Some(t) = &tls {
             if !t.trust_all {
-                avro_rpc::tls::server_name(&hostname).map_err(|m| ctx.error("hostname", m))?;
+                avro_rpc::tls::server_name(&rpc.hostname).map_err(|m| ctx.error("hostname", m))?;
             }
         }
-        let reset = ctx.number::<u64>("reset-connection-interval", 0)?;
         Ok(AvroSinkConfig {
-            hostname,
-            port,
-            batch_size,
-            connect_timeout: Duration::from_millis(ctx.number::<u64>("connect-timeout", 20000)?),
-            request_timeout: Duration::from_millis(ctx.number::<u64>("request-timeout", 20000)?),
-            reset_connection_interval: (reset > 0).then(|| Duration::from_secs(reset)),
+            rpc,
             deflate_level,
             tls,
         })
@@ -104,11 +84,12 @@ impl AvroSinkConfig {
     /// Creates the sink (it connects lazily, on the first batch); reads the trust store.
     /// Runs on a blocking thread (it reads files).
     pub fn build(self, name: &str, channel: Arc<MemoryChannel>) -> Result<AvroSink> {
+        let c = &self.rpc;
         let mut client = AvroClient::new(
-            self.hostname.clone(),
-            self.port,
-            self.connect_timeout,
-            self.request_timeout,
+            c.hostname.clone(),
+            c.port,
+            c.connect_timeout,
+            c.request_timeout,
         )
         .with_deflate(self.deflate_level);
         if let Some(t) = &self.tls {
@@ -121,19 +102,17 @@ impl AvroSinkConfig {
             let config = avro_rpc::tls::client_config(t)
                 .map_err(|m| FlowError::config(component.clone(), key, None, m))?;
             // With trust-all-certs the name is not checked; any valid name will do.
-            let server_name = avro_rpc::tls::server_name(&self.hostname)
+            let server_name = avro_rpc::tls::server_name(&self.rpc.hostname)
                 .or_else(|_| avro_rpc::tls::server_name("localhost"))
                 .map_err(|m| FlowError::config(component, "hostname", None, m))?;
             client = client.with_tls(TlsConnector::from(config), server_name);
         }
-        Ok(AvroSink {
-            name: name.to_string(),
-            channel,
-            client,
-            config: self,
-        })
+        Ok(RpcSink::new(name, channel, self.rpc, client))
     }
 }
+
+/// A running `avro` sink.
+pub type AvroSink = RpcSink<AvroClient>;
 
 /// A connection to an Avro source: connects lazily, handshakes on the first call,
 /// reconnects after any failure.
@@ -290,54 +269,18 @@ impl AvroClient {
     }
 }
 
-/// A running `avro` sink.
-pub struct AvroSink {
-    name: String,
-    channel: Arc<MemoryChannel>,
-    config: AvroSinkConfig,
-    client: AvroClient,
-}
-
-impl Sink for AvroSink {
-    fn name(&self) -> &str {
-        &self.name
+impl RpcClient for AvroClient {
+    fn append_batch<'a>(
+        &'a mut self,
+        events: &'a [Event],
+    ) -> BoxFuture<'a, std::result::Result<(), String>> {
+        Box::pin(AvroClient::append_batch(self, events))
     }
-    fn channel(&self) -> &Arc<MemoryChannel> {
-        &self.channel
+    fn connection_age(&self) -> Option<Duration> {
+        AvroClient::connection_age(self)
     }
-    fn process(&mut self) -> BoxFuture<'_, Result<Status>> {
-        Box::pin(async move {
-            if let (Some(limit), Some(age)) = (
-                self.config.reset_connection_interval,
-                self.client.connection_age(),
-            ) {
-                if age >= limit {
-                    self.client.close();
-                }
-            }
-            let mut tx = self.channel.transaction();
-            let n = tx.take_batch(self.config.batch_size).await?;
-            if n == 0 {
-                tx.commit().await?;
-                return Ok(Status::Backoff);
-            }
-            match self.client.append_batch(tx.taken()).await {
-                Ok(()) => {
-                    tx.commit().await?;
-                    Ok(Status::Ready)
-                }
-                Err(message) => {
-                    tx.rollback();
-                    Err(FlowError::Delivery {
-                        sink: self.name.clone(),
-                        message: format!("Failed to send events: {message}"),
-                    })
-                }
-            }
-        })
-    }
-    fn stop(&mut self) -> BoxFuture<'_, ()> {
-        Box::pin(async move { self.client.close() })
+    fn close(&mut self) {
+        AvroClient::close(self)
     }
 }
 
@@ -446,7 +389,7 @@ mod tests {
         tokio::task::spawn_blocking(move || config.build("k1", ch))
             .await
             .unwrap()
-            .map(|s| s.client)
+            .map(RpcSink::into_client)
             .map_err(|e| e.to_string())
     }
 

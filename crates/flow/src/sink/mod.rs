@@ -8,7 +8,9 @@ pub mod kafka;
 pub mod logger;
 pub mod null;
 pub mod processor;
+pub mod rpc;
 pub mod runner;
+pub mod thrift;
 
 use std::sync::Arc;
 
@@ -61,6 +63,8 @@ pub enum SinkConfig {
     Kafka(kafka::KafkaSinkConfig),
     /// `avro`
     Avro(avro::AvroSinkConfig),
+    /// `thrift`
+    Thrift(thrift::ThriftSinkConfig),
 }
 
 impl SinkConfig {
@@ -86,6 +90,9 @@ impl SinkConfig {
             Resolved::Builtin(SinkType::Avro) => {
                 Ok(SinkConfig::Avro(avro::AvroSinkConfig::from_context(ctx)?))
             }
+            Resolved::Builtin(SinkType::Thrift) => Ok(SinkConfig::Thrift(
+                thrift::ThriftSinkConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -97,7 +104,8 @@ impl SinkConfig {
             SinkConfig::FileRoll(c) => Some((c.batch_size, "sink.batchSize")),
             SinkConfig::Hdfs(c) => Some((c.batch_size, "hdfs.batchSize")),
             SinkConfig::Kafka(c) => Some((c.batch_size, "flumeBatchSize")),
-            SinkConfig::Avro(c) => Some((c.batch_size, "batch-size")),
+            SinkConfig::Avro(c) => Some((c.rpc.batch_size, "batch-size")),
+            SinkConfig::Thrift(c) => Some((c.rpc.batch_size, "batch-size")),
             SinkConfig::Logger(_) => None,
         }
     }
@@ -111,6 +119,7 @@ impl SinkConfig {
             SinkConfig::Hdfs(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Kafka(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Avro(c) => Box::new(c.build(name, channel)?),
+            SinkConfig::Thrift(c) => Box::new(c.build(name, channel)),
         })
     }
 }

@@ -6,42 +6,29 @@
 //! ZlibDecoder/ZlibEncoder, level 6 for the replies); `ssl = true` serves TLS with a PEM
 //! keystore (see [`crate::avro_rpc::tls`]). `ipFilter`/`ipFilterRules` are applied
 //! (`allow:`/`deny:` with `ip:` or `name:` glob patterns, first match wins, Flume's rules
-//! syntax).
+//! syntax). The listener and accept loop are shared with the thrift source
+//! ([`super::rpc`]).
 
 use std::sync::Arc;
 
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
+use super::rpc::{Calls, RpcServer, RpcServerConfig};
 use super::{BoxFuture, Source};
 use crate::avro_rpc::tls::KeystoreSettings;
 use crate::avro_rpc::{self, Call, FrameConn, Match, Reader, Status};
 use crate::channel_processor::ChannelProcessor;
 use crate::config::Context;
 use crate::error::{FlowError, Result};
-
-/// One `ipFilterRules` rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IpRule {
-    /// `allow` (true) or `deny`.
-    pub allow: bool,
-    /// The glob pattern (`*` matches any run of characters) on the peer's IP.
-    pub pattern: String,
-}
+use crate::monitoring::CounterGroup;
 
 /// Settings of the `avro` source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AvroSourceConfig {
-    /// `bind`: host or IP to listen on. Required.
-    pub bind: String,
-    /// `port`: TCP port. Required.
-    pub port: u16,
-    /// `threads`: the most connections served at once. Flume's default: unbounded
-    /// (0 here).
-    pub threads: usize,
-    /// `ipFilterRules` when `ipFilter = true`; empty means everything is allowed.
-    pub ip_rules: Vec<IpRule>,
+    /// `bind`, `port`, `threads`, `ipFilter` and `ipFilterRules`.
+    pub server: RpcServerConfig,
     /// `compression-type = deflate` (default `none`, Flume's): a zlib stream under the
     /// frames, both ways; the sender must use it too.
     pub deflate: bool,
@@ -56,9 +43,7 @@ const REPLY_DEFLATE_LEVEL: u32 = 6;
 impl AvroSourceConfig {
     /// Reads and validates the properties.
     pub fn from_context(ctx: &Context) -> Result<Self> {
-        let bind = ctx.require("bind")?.to_string();
-        let port = ctx.require_number::<u16>("port")?;
-        let threads = ctx.number::<usize>("threads", 0)?;
+        let server = RpcServerConfig::from_context(ctx, true)?;
         let deflate = super::super::sink::avro::compression(ctx)?;
         let tls = if ctx.boolean("ssl", false) {
             Some(KeystoreSettings {
@@ -68,42 +53,14 @@ impl AvroSourceConfig {
         } else {
             None
         };
-        let mut ip_rules = Vec::new();
-        if ctx.boolean("ipFilter", false) {
-            let rules = ctx.require("ipFilterRules")?;
-            for rule in rules.split(',').map(str::trim).filter(|r| !r.is_empty()) {
-                let parts: Vec<&str> = rule.splitn(3, ':').collect();
-                let [action, kind, pattern] = parts[..] else {
-                    return Err(ctx.error("ipFilterRules", format!("bad rule `{rule}`")));
-                };
-                let allow = match action {
-                    "allow" => true,
-                    "deny" => false,
-                    _ => return Err(ctx.error("ipFilterRules", format!("bad rule `{rule}`"))),
-                };
-                if kind != "ip" && kind != "name" {
-                    return Err(ctx.error(
-                        "ipFilterRules",
-                        format!("bad rule `{rule}`: type must be ip or name"),
-                    ));
-                }
-                ip_rules.push(IpRule {
-                    allow,
-                    pattern: pattern.to_string(),
-                });
-            }
-        }
         Ok(AvroSourceConfig {
-            bind,
-            port,
-            threads,
-            ip_rules,
+            server,
             deflate,
             tls,
         })
     }
 
-    /// Binds the port.
+    /// Reads the keystore and binds the port.
     pub async fn build(self, name: &str) -> Result<AvroSource> {
         let component = format!("source {name}");
         let tls = match self.tls.clone() {
@@ -118,106 +75,47 @@ impl AvroSourceConfig {
                 Some(TlsAcceptor::from(config))
             }
         };
-        let addr = super::resolve_bind(&component, &self.bind, self.port).await?;
-        let start = |source| FlowError::Start {
-            component: component.clone(),
-            message: format!("cannot listen on {addr}"),
-            source,
-        };
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(start)?;
-        socket.set_reuseaddr(true).map_err(start)?;
-        socket.bind(addr).map_err(start)?;
-        let listener = socket.listen(1024).map_err(start)?;
-        tracing::info!(source = name, %addr, "Avro source started.");
         Ok(AvroSource {
-            name: name.to_string(),
-            config: self,
-            listener,
+            server: self.server.bind(name, "Avro").await?,
             tls,
+            deflate: self.deflate,
         })
     }
 }
 
-/// Whether `peer` passes the rules (first match wins; no match allows, as Flume).
-fn allowed(rules: &[IpRule], peer: &str) -> bool {
-    for r in rules {
-        if glob(&r.pattern, peer) {
-            return r.allow;
-        }
-    }
-    true
-}
-
-fn glob(pattern: &str, s: &str) -> bool {
-    let re = format!("^{}$", regex::escape(pattern).replace(r"\*", ".*"));
-    regex::Regex::new(&re)
-        .map(|r| r.is_match(s))
-        .unwrap_or(false)
-}
-
 /// A running `avro` source.
 pub struct AvroSource {
-    name: String,
-    config: AvroSourceConfig,
-    listener: TcpListener,
+    server: RpcServer,
     tls: Option<TlsAcceptor>,
+    deflate: bool,
 }
 
 impl AvroSource {
     /// The address it listens on.
     pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
-        self.listener.local_addr()
+        self.server.local_addr()
     }
 }
 
 impl Source for AvroSource {
+    fn counter(&self) -> Option<Arc<CounterGroup>> {
+        Some(self.server.counter())
+    }
+
     fn run(
         self: Box<Self>,
         processor: Arc<ChannelProcessor>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let mut conns = tokio::task::JoinSet::new();
-            loop {
-                let accepted = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    a = self.listener.accept() => a,
-                };
-                while conns.try_join_next().is_some() {}
-                match accepted {
-                    Ok((stream, peer)) => {
-                        if !allowed(&self.config.ip_rules, &peer.ip().to_string()) {
-                            tracing::info!(source = %self.name, %peer, "Connection refused by ipFilterRules.");
-                            continue;
-                        }
-                        if self.config.threads > 0 && conns.len() >= self.config.threads {
-                            tracing::warn!(source = %self.name, %peer, "Too many connections (threads); closing.");
-                            continue;
-                        }
-                        let p = processor.clone();
-                        let sd = shutdown.clone();
-                        let name = self.name.clone();
-                        let tls = self.tls.clone();
-                        let level = self.config.deflate.then_some(REPLY_DEFLATE_LEVEL);
-                        conns.spawn(async move {
-                            if let Err(error) = serve(stream, tls, level, p, sd).await {
-                                tracing::debug!(source = %name, %error, "Avro connection closed with an error.");
-                            }
-                        });
-                    }
-                    Err(error) => {
-                        tracing::warn!(source = %self.name, %error, "Accept failed.");
-                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-                    }
-                }
-            }
-            conns.shutdown().await;
-        })
+        let AvroSource {
+            server,
+            tls,
+            deflate,
+        } = *self;
+        let level = deflate.then_some(REPLY_DEFLATE_LEVEL);
+        Box::pin(server.run(processor, shutdown, move |stream, calls, sd| {
+            serve(stream, tls.clone(), level, calls, sd)
+        }))
     }
 }
 
@@ -228,10 +126,9 @@ async fn serve(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
     deflate_level: Option<u32>,
-    processor: Arc<ChannelProcessor>,
+    calls: Calls,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let _ = stream.set_nodelay(true);
     let stream: Box<dyn avro_rpc::transport::Stream> = match tls {
         None => Box::new(stream),
         Some(acceptor) => Box::new(
@@ -272,7 +169,7 @@ async fn serve(
         }
         match avro_rpc::decode_call(&mut r) {
             Ok(Call::Ping) => {}
-            Ok(Call::Append(events)) => match processor.process_batch(events).await {
+            Ok(Call::Append(events, batch)) => match calls.put(events, batch).await {
                 Ok(()) => avro_rpc::put_status_reply(&mut out, Status::Ok),
                 Err(error) => {
                     tracing::warn!(%error, "Avro source could not put events; answering FAILED.");
@@ -294,19 +191,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ip_rules() {
-        let ctx = Context::from_pairs(
-            "source r1",
-            &[
-                ("bind", "127.0.0.1"),
-                ("port", "0"),
-                ("ipFilter", "true"),
-                ("ipFilterRules", "deny:ip:10.0.*,allow:ip:*"),
-            ],
-        );
-        let c = AvroSourceConfig::from_context(&ctx).unwrap();
-        assert!(!allowed(&c.ip_rules, "10.0.1.2"));
-        assert!(allowed(&c.ip_rules, "127.0.0.1"));
+    fn refuses_what_is_not_supported() {
         let bad = Context::from_pairs(
             "source r1",
             &[("bind", "x"), ("port", "1"), ("compression-type", "lzo")],

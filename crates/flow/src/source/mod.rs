@@ -10,10 +10,12 @@ pub mod http;
 pub mod kafka;
 pub mod netcat;
 pub mod netcatudp;
+pub mod rpc;
 pub mod seq;
 pub mod spooldir;
 pub mod syslog;
 pub mod taildir;
+pub mod thrift;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -68,6 +70,8 @@ pub enum SourceConfig {
     Http(http::HttpConfig),
     /// `avro`
     Avro(avro::AvroSourceConfig),
+    /// `thrift`
+    Thrift(thrift::ThriftSourceConfig),
 }
 
 impl SourceConfig {
@@ -111,6 +115,9 @@ impl SourceConfig {
             Resolved::Builtin(SourceType::Avro) => Ok(SourceConfig::Avro(
                 avro::AvroSourceConfig::from_context(ctx)?,
             )),
+            Resolved::Builtin(SourceType::Thrift) => Ok(SourceConfig::Thrift(
+                thrift::ThriftSourceConfig::from_context(ctx)?,
+            )),
             other => Err(ctx.error("type", types::describe(&other, &c.type_name))),
         }
     }
@@ -151,6 +158,7 @@ impl SourceConfig {
             SourceConfig::Http(c) => Box::new(c.build(name).await?),
             SourceConfig::Kafka(c) => Box::new(c.build(name)?),
             SourceConfig::Avro(c) => Box::new(c.build(name).await?),
+            SourceConfig::Thrift(c) => Box::new(c.build(name).await?),
         })
     }
 }
@@ -180,6 +188,31 @@ pub(crate) async fn resolve_bind(
             message: format!("bind address `{host}` resolves to nothing"),
             source: std::io::Error::from(std::io::ErrorKind::AddrNotAvailable),
         })
+}
+
+/// Binds a TCP listener on `host:port` with SO_REUSEADDR (as Flume's and Netty's servers
+/// do); returns it with the address it is bound to.
+pub(crate) async fn listen_tcp(
+    component: &str,
+    host: &str,
+    port: u16,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr)> {
+    let addr = resolve_bind(component, host, port).await?;
+    let start = |source| crate::error::FlowError::Start {
+        component: component.to_string(),
+        message: format!("cannot listen on {addr} (bind = {host}, port = {port})"),
+        source,
+    };
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()
+    } else {
+        tokio::net::TcpSocket::new_v6()
+    }
+    .map_err(start)?;
+    socket.set_reuseaddr(true).map_err(start)?;
+    socket.bind(addr).map_err(start)?;
+    let listener = socket.listen(1024).map_err(start)?;
+    Ok((listener, addr))
 }
 
 /// Runs a start-up step that does blocking I/O on a blocking thread.

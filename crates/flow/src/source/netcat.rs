@@ -8,13 +8,13 @@ use std::sync::Arc;
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use super::{BoxFuture, Source};
 use crate::channel_processor::ChannelProcessor;
 use crate::config::Context;
-use crate::error::{FlowError, Result};
+use crate::error::Result;
 use crate::event::Event;
 
 /// Settings of the `netcat` source.
@@ -60,24 +60,7 @@ impl NetcatConfig {
     /// Binds the port (SO_REUSEADDR, as Flume).
     pub async fn build(self, name: &str) -> Result<NetcatSource> {
         let component = format!("source {name}");
-        let addr = super::resolve_bind(&component, &self.bind, self.port).await?;
-        let start = |source| FlowError::Start {
-            component: component.clone(),
-            message: format!(
-                "cannot listen on {addr} (bind = {}, port = {})",
-                self.bind, self.port
-            ),
-            source,
-        };
-        let socket = if addr.is_ipv4() {
-            TcpSocket::new_v4()
-        } else {
-            TcpSocket::new_v6()
-        }
-        .map_err(start)?;
-        socket.set_reuseaddr(true).map_err(start)?;
-        socket.bind(addr).map_err(start)?;
-        let listener = socket.listen(1024).map_err(start)?;
+        let (listener, addr) = super::listen_tcp(&component, &self.bind, self.port).await?;
         tracing::info!(source = name, %addr, "Created serverSocket.");
         Ok(NetcatSource {
             name: name.to_string(),
