@@ -353,8 +353,12 @@ pub async fn read_frame<R: AsyncRead + Unpin>(r: &mut R) -> std::io::Result<Opti
             format!("bad Thrift frame length {len} (first bytes {head:02x?}: is the peer using the framed transport?)"),
         ));
     }
-    let mut out = vec![0u8; len as usize];
-    r.read_exact(&mut out).await?;
+    // Grows as bytes arrive: a length alone does not make us allocate it.
+    let mut out = Vec::with_capacity((len as usize).min(1 << 20));
+    r.take(len as u64).read_to_end(&mut out).await?;
+    if out.len() != len as usize {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     Ok(Some(out))
 }
 

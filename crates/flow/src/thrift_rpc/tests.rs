@@ -208,4 +208,7 @@ async fn frames() {
     assert_eq!(read_frame(&mut rd).await.unwrap(), None);
     let mut rd = &[0x80u8, 1, 0, 1, 0][..];
     assert!(read_frame(&mut rd).await.is_err());
+    let mut rd = &[0u8, 0, 0, 5, 1, 2][..];
+    let e = read_frame(&mut rd).await.unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
 }
