@@ -109,6 +109,10 @@ pub struct WorkerConfig {
     pub offset_file: PathBuf,
     /// `offset.flush.interval.ms`: how often positions are stored. Default 60000 (Kafka's).
     pub offset_flush_interval: Duration,
+    /// `offset.flush.timeout.ms`: how long a source task waits for the broker to acknowledge
+    /// the records sent before storing their position (the commit is skipped and tried again
+    /// at the next interval when it takes longer). Default 5000 (Kafka's).
+    pub offset_flush_timeout: Duration,
     /// `listeners` (first one; `rest.host.name`/`rest.port` mapped onto it when absent).
     /// Default `http://:8083` (Kafka's), i.e. every interface, port 8083.
     pub rest_addr: String,
@@ -147,6 +151,8 @@ impl WorkerConfig {
             })?;
         let offset_flush_interval =
             Duration::from_millis(parse_num(&raw, "offset.flush.interval.ms", 60_000)?);
+        let offset_flush_timeout =
+            Duration::from_millis(parse_num(&raw, "offset.flush.timeout.ms", 5_000)?);
         let rest_addr = match get("listeners") {
             Some(l) => listener_addr(l.split(',').next().unwrap_or_default().trim())?,
             None => {
@@ -169,6 +175,7 @@ impl WorkerConfig {
             value_converter,
             offset_file,
             offset_flush_interval,
+            offset_flush_timeout,
             rest_addr,
             producer: prefixed("producer."),
             consumer: prefixed("consumer."),

@@ -39,40 +39,107 @@ pub fn consumer_config(worker: &WorkerConfig, name: &str, overrides: &Props) -> 
     c
 }
 
-/// Where records go: the file, or stdout when `file` is absent.
-pub enum SinkOutput {
-    /// The file, opened in create+append mode.
-    File(std::io::BufWriter<std::fs::File>),
-    /// Standard output.
+/// Size of the sink's write buffer: lines are gathered and written in one `write` call.
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Where records go: the file (or stdout when `file` is absent), through a buffer of whole
+/// lines. Each buffer is written with one `write` call on a file opened in append mode, so
+/// lines of several tasks appending to the same file never interleave mid-line.
+pub struct SinkOutput {
+    target: Target,
+    buf: Vec<u8>,
+}
+
+enum Target {
+    File(std::fs::File),
     Stdout(std::io::Stdout),
 }
 
 impl SinkOutput {
     /// Opens the sink's output (Kafka's error text when it cannot).
     pub fn open(cfg: &ConnectorConfig) -> Result<Self> {
-        match &cfg.file {
-            None => Ok(SinkOutput::Stdout(std::io::stdout())),
-            Some(path) => {
-                let file = std::fs::OpenOptions::new()
+        let target = match &cfg.file {
+            None => Target::Stdout(std::io::stdout()),
+            Some(path) => Target::File(
+                std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(path)
                     .map_err(|source| ConnectError::SinkFile {
                         path: path.clone(),
                         source,
-                    })?;
-                Ok(SinkOutput::File(std::io::BufWriter::with_capacity(
-                    256 * 1024,
-                    file,
-                )))
-            }
-        }
+                    })?,
+            ),
+        };
+        Ok(Self {
+            target,
+            buf: Vec::with_capacity(WRITE_BUFFER + 4096),
+        })
     }
 
-    fn writer(&mut self) -> &mut dyn Write {
-        match self {
-            SinkOutput::File(w) => w,
-            SinkOutput::Stdout(w) => w,
+    /// The buffer to append one whole line to (then call [`line_done`](Self::line_done)).
+    fn line_buffer(&mut self) -> &mut Vec<u8> {
+        &mut self.buf
+    }
+
+    /// Ends the line just appended; writes the buffer out when it is full.
+    fn line_done(&mut self) -> std::io::Result<()> {
+        self.buf.push(b'\n');
+        if self.buf.len() >= WRITE_BUFFER {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes out every buffered line.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut rest: &[u8] = &self.buf;
+        while !rest.is_empty() {
+            let n = match &mut self.target {
+                Target::File(f) => f.write(rest),
+                Target::Stdout(o) => {
+                    let mut o = o.lock();
+                    o.write_all(rest).and_then(|_| o.flush()).map(|_| rest.len())
+                }
+            };
+            match n {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => rest = &rest[n..],
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+/// The next offset to read of every assigned partition (`None`: from the beginning); a
+/// short list searched linearly, so a record costs no allocation.
+#[derive(Default)]
+struct Positions(Vec<(String, i32, Option<i64>)>);
+
+impl Positions {
+    fn contains(&self, topic: &str, partition: i32) -> bool {
+        self.0.iter().any(|(t, p, _)| t == topic && *p == partition)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Records that `next` is the next offset to read of `topic`/`partition`.
+    fn advance(&mut self, topic: &str, partition: i32, next: i64) {
+        match self
+            .0
+            .iter_mut()
+            .find(|(t, p, _)| *p == partition && t == topic)
+        {
+            Some(e) => e.2 = Some(next),
+            None => self.0.push((topic.to_string(), partition, Some(next))),
         }
     }
 }
@@ -127,7 +194,7 @@ impl FileSinkTask {
             tracing::info!(connector = %self.cfg.name, "The cluster has no group coordinator; sink positions are kept in the offset file only.");
         }
         // (topic, partition) → next offset to read (None: start at the beginning).
-        let mut positions: BTreeMap<(String, i32), Option<i64>> = BTreeMap::new();
+        let mut positions = Positions::default();
         let mut next_discovery = Instant::now();
         let mut last_commit = Instant::now();
         let mut unflushed = false;
@@ -146,19 +213,18 @@ impl FileSinkTask {
             }
             match consumer.poll(Duration::from_millis(100)) {
                 Some(Ok(m)) => {
-                    let data = match self.cfg.value_converter.to_connect(m.payload()) {
-                        Ok(d) => d,
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    };
-                    let w = self.output.writer();
-                    let text = data.sink_text();
-                    let written = w
-                        .write_all(text.as_bytes())
-                        .and_then(|_| w.write_all(b"\n"));
-                    if let Err(source) = written {
+                    let line = self.output.line_buffer();
+                    let mark = line.len();
+                    if let Err(e) = self
+                        .cfg
+                        .value_converter
+                        .write_sink_line(m.payload(), line)
+                    {
+                        line.truncate(mark);
+                        result = Err(e);
+                        break;
+                    }
+                    if let Err(source) = self.output.line_done() {
                         result = Err(ConnectError::Io {
                             context: "writing the sink file".into(),
                             source,
@@ -166,7 +232,7 @@ impl FileSinkTask {
                         break;
                     }
                     unflushed = true;
-                    positions.insert((m.topic().to_string(), m.partition()), Some(m.offset() + 1));
+                    positions.advance(m.topic(), m.partition(), m.offset() + 1);
                 }
                 Some(Err(error)) => {
                     tracing::debug!(%error, "Consumer error.");
@@ -190,10 +256,7 @@ impl FileSinkTask {
     }
 
     fn flush_output(&mut self) -> Result<()> {
-        self.output
-            .writer()
-            .flush()
-            .map_err(|source| ConnectError::Io {
+        self.output.flush().map_err(|source| ConnectError::Io {
                 context: "flushing the sink file".into(),
                 source,
             })
@@ -204,11 +267,11 @@ impl FileSinkTask {
         &mut self,
         consumer: &BaseConsumer,
         groups: bool,
-        positions: &BTreeMap<(String, i32), Option<i64>>,
+        positions: &Positions,
     ) -> Result<()> {
         self.flush_output()?;
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), next) in positions {
+        for (topic, partition, next) in &positions.0 {
             if let Some(next) = next {
                 self.store.put(
                     &self.cfg.name,
@@ -234,7 +297,7 @@ impl FileSinkTask {
         &self,
         consumer: &BaseConsumer,
         groups: bool,
-        positions: &mut BTreeMap<(String, i32), Option<i64>>,
+        positions: &mut Positions,
     ) -> Result<()> {
         let md = consumer.fetch_metadata(None, Duration::from_secs(5))?;
         let mut new = Vec::new();
@@ -250,7 +313,7 @@ impl FileSinkTask {
             }
             for p in t.partitions() {
                 let key = (t.name().to_string(), p.id());
-                if p.error().is_none() && !positions.contains_key(&key) {
+                if p.error().is_none() && !positions.contains(&key.0, key.1) {
                     new.push(key);
                 }
             }
@@ -279,10 +342,10 @@ impl FileSinkTask {
                 .and_then(|v| v.get("kafka_offset").and_then(Value::as_i64));
             let start = stored.or_else(|| committed.get(&key).copied());
             tracing::info!(connector = %self.cfg.name, topic = %key.0, partition = key.1, offset = ?start, "Assigned partition.");
-            positions.insert(key, start);
+            positions.0.push((key.0, key.1, start));
         }
         let mut tpl = TopicPartitionList::new();
-        for ((t, p), next) in positions.iter() {
+        for (t, p, next) in &positions.0 {
             let offset = next.map_or(Offset::Beginning, Offset::Offset);
             tpl.add_partition_offset(t, *p, offset)?;
         }
