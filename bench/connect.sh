@@ -5,6 +5,7 @@
 #
 #   bench/connect.sh                      # 1,000,000 lines, both converters
 #   LINES=3000000 bench/connect.sh string # one converter, more lines
+#   CONNECT_WRAP="perf record -o /tmp/connect.perf --" bench/connect.sh string  # profile the worker
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -50,7 +51,7 @@ P
   printf 'name=sink\nconnector.class=FileStreamSink\nfile=%s\ntopics=bench-%s\n' "$d/out.txt" "$conv" >"$d/sink.properties"
   bcpu0=$(cpu $BROKER)
   start=$(date +%s.%N)
-  RUST_LOG=warn "$BIN" connect-standalone "$d/worker.properties" "$d/source.properties" "$d/sink.properties" >"$d/connect.log" 2>&1 &
+  RUST_LOG=warn ${CONNECT_WRAP:-} "$BIN" connect-standalone "$d/worker.properties" "$d/source.properties" "$d/sink.properties" >"$d/connect.log" 2>&1 &
   CONNECT=$!
   deadline=$((SECONDS + 300))
   while [ "$(stat -c %s "$d/out.txt" 2>/dev/null || echo 0)" -lt "$BYTES" ] && [ $SECONDS -lt $deadline ]; do sleep 0.05; done

@@ -102,7 +102,9 @@ impl SinkOutput {
                 Target::File(f) => f.write(rest),
                 Target::Stdout(o) => {
                     let mut o = o.lock();
-                    o.write_all(rest).and_then(|_| o.flush()).map(|_| rest.len())
+                    o.write_all(rest)
+                        .and_then(|_| o.flush())
+                        .map(|_| rest.len())
                 }
             };
             match n {
@@ -199,7 +201,7 @@ impl FileSinkTask {
         let mut last_commit = Instant::now();
         let mut unflushed = false;
         let mut result = Ok(());
-        while !self.control.stopping() {
+        'run: while !self.control.stopping() {
             if Instant::now() >= next_discovery {
                 if let Err(error) = self.discover(&consumer, groups, &mut positions) {
                     tracing::warn!(%error, "Cannot read the topic metadata; retrying.");
@@ -211,36 +213,37 @@ impl FileSinkTask {
                 self.control.sleep(Duration::from_millis(100));
                 continue;
             }
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => {
-                    let line = self.output.line_buffer();
-                    let mark = line.len();
-                    if let Err(e) = self
-                        .cfg
-                        .value_converter
-                        .write_sink_line(m.payload(), line)
-                    {
-                        line.truncate(mark);
-                        result = Err(e);
-                        break;
+            // Up to 1024 records between two looks at the clock and the flags.
+            for _ in 0..1024 {
+                match consumer.poll(Duration::from_millis(100)) {
+                    Some(Ok(m)) => {
+                        let line = self.output.line_buffer();
+                        let mark = line.len();
+                        if let Err(e) = self.cfg.value_converter.write_sink_line(m.payload(), line)
+                        {
+                            line.truncate(mark);
+                            result = Err(e);
+                            break 'run;
+                        }
+                        if let Err(source) = self.output.line_done() {
+                            result = Err(ConnectError::Io {
+                                context: "writing the sink file".into(),
+                                source,
+                            });
+                            break 'run;
+                        }
+                        unflushed = true;
+                        positions.advance(m.topic(), m.partition(), m.offset() + 1);
                     }
-                    if let Err(source) = self.output.line_done() {
-                        result = Err(ConnectError::Io {
-                            context: "writing the sink file".into(),
-                            source,
-                        });
-                        break;
+                    Some(Err(error)) => {
+                        tracing::debug!(%error, "Consumer error.");
                     }
-                    unflushed = true;
-                    positions.advance(m.topic(), m.partition(), m.offset() + 1);
-                }
-                Some(Err(error)) => {
-                    tracing::debug!(%error, "Consumer error.");
-                }
-                None => {
-                    if unflushed {
-                        self.flush_output()?;
-                        unflushed = false;
+                    None => {
+                        if unflushed {
+                            self.flush_output()?;
+                            unflushed = false;
+                        }
+                        break;
                     }
                 }
             }
@@ -257,9 +260,9 @@ impl FileSinkTask {
 
     fn flush_output(&mut self) -> Result<()> {
         self.output.flush().map_err(|source| ConnectError::Io {
-                context: "flushing the sink file".into(),
-                source,
-            })
+            context: "flushing the sink file".into(),
+            source,
+        })
     }
 
     /// Flushes the file, then stores the positions (and commits them to the group).

@@ -69,7 +69,10 @@ impl AckContext {
         if !self.failed.load(Ordering::Acquire) {
             return None;
         }
-        self.failure.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
