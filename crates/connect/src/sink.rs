@@ -122,7 +122,7 @@ impl SinkOutput {
 /// The next offset to read of every assigned partition (`None`: from the beginning); a
 /// short list searched linearly, so a record costs no allocation.
 #[derive(Default)]
-struct Positions(Vec<(String, i32, Option<i64>)>);
+struct Positions(Vec<(String, i32, Option<i64>)>, Vec<bool>);
 
 impl Positions {
     fn contains(&self, topic: &str, partition: i32) -> bool {
@@ -137,11 +137,31 @@ impl Positions {
     fn advance(&mut self, topic: &str, partition: i32, next: i64) {
         match self
             .0
-            .iter_mut()
-            .find(|(t, p, _)| *p == partition && t == topic)
+            .iter()
+            .position(|(t, p, _)| *p == partition && t == topic)
         {
-            Some(e) => e.2 = Some(next),
-            None => self.0.push((topic.to_string(), partition, Some(next))),
+            Some(i) => {
+                self.0[i].2 = Some(next);
+                self.1[i] = true;
+            }
+            None => {
+                self.0.push((topic.to_string(), partition, Some(next)));
+                self.1.push(true);
+            }
+        }
+    }
+
+    fn push(&mut self, topic: String, partition: i32, next: Option<i64>) {
+        self.0.push((topic, partition, next));
+        self.1.push(false);
+    }
+
+    /// The topics that received records since the last call.
+    fn take_touched(&mut self, mut f: impl FnMut(&str)) {
+        for (i, touched) in self.1.iter_mut().enumerate() {
+            if std::mem::take(touched) {
+                f(&self.0[i].0);
+            }
         }
     }
 }
@@ -153,6 +173,19 @@ pub struct FileSinkTask {
     store: Arc<OffsetStore>,
     control: Arc<TaskControl>,
     output: SinkOutput,
+    /// This task's id and the connector's task count: the task reads the partitions
+    /// [`owner`] gives it.
+    task: (u32, u32),
+}
+
+/// Which of `count` tasks reads `topic`/`partition`: partitions are dealt round-robin,
+/// each topic starting at a place of its own (a stable hash of its name), so every task
+/// gets a share even of several one-partition topics.
+pub fn owner(topic: &str, partition: i32, count: u32) -> u32 {
+    let h = topic.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ b as u32).wrapping_mul(0x0100_0193)
+    });
+    (h.wrapping_add(partition as u32)) % count.max(1)
 }
 
 fn partition_key(topic: &str, partition: i32) -> Value {
@@ -175,7 +208,14 @@ impl FileSinkTask {
             store,
             control,
             output,
+            task: (0, 1),
         }
+    }
+
+    /// Makes this task number `id` of `count` (default: the only one).
+    pub fn with_task_id(mut self, id: u32, count: u32) -> Self {
+        self.task = (id, count);
+        self
     }
 
     /// Runs until stopped; a failure is reported as the task's FAILED state.
@@ -247,6 +287,8 @@ impl FileSinkTask {
                     }
                 }
             }
+            let topics = &self.control.topics;
+            positions.take_touched(|t| topics.add(t));
             if last_commit.elapsed() >= self.worker.offset_flush_interval {
                 self.commit(&consumer, groups, &positions)?;
                 unflushed = false;
@@ -305,16 +347,13 @@ impl FileSinkTask {
         let md = consumer.fetch_metadata(None, Duration::from_secs(5))?;
         let mut new = Vec::new();
         for t in md.topics() {
-            let wanted = self.cfg.topics.iter().any(|n| n == t.name())
-                || self
-                    .cfg
-                    .topics_regex
-                    .as_ref()
-                    .is_some_and(|r| r.is_match(t.name()) && !t.name().starts_with("__"));
-            if !wanted || t.error().is_some() {
+            if !wanted_topic(&self.cfg, t.name()) || t.error().is_some() {
                 continue;
             }
             for p in t.partitions() {
+                if owner(t.name(), p.id(), self.task.1) != self.task.0 {
+                    continue;
+                }
                 let key = (t.name().to_string(), p.id());
                 if p.error().is_none() && !positions.contains(&key.0, key.1) {
                     new.push(key);
@@ -345,7 +384,7 @@ impl FileSinkTask {
                 .and_then(|v| v.get("kafka_offset").and_then(Value::as_i64));
             let start = stored.or_else(|| committed.get(&key).copied());
             tracing::info!(connector = %self.cfg.name, topic = %key.0, partition = key.1, offset = ?start, "Assigned partition.");
-            positions.0.push((key.0, key.1, start));
+            positions.push(key.0, key.1, start);
         }
         let mut tpl = TopicPartitionList::new();
         for (t, p, next) in &positions.0 {
@@ -366,4 +405,69 @@ fn groups_supported(consumer: &BaseConsumer) -> bool {
             Some(rdkafka::types::RDKafkaErrorCode::UnsupportedFeature)
         ),
     }
+}
+
+/// Writes a sink connector's positions to its consumer group `connect-<name>` (the
+/// connector is stopped, so the group has no members): `Some(offset)` commits that offset,
+/// `None` the partition's low watermark (where a consumer without a committed offset
+/// starts, `auto.offset.reset=earliest`). Does nothing when the cluster has no group
+/// coordinator. Blocking.
+pub fn write_group_offsets(
+    worker: &WorkerConfig,
+    cfg: &ConnectorConfig,
+    offsets: &[(String, i32, Option<i64>)],
+) -> Result<()> {
+    let consumer: BaseConsumer =
+        consumer_config(worker, &cfg.name, &cfg.consumer_overrides).create()?;
+    if !groups_supported(&consumer) {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in offsets {
+        let offset = match offset {
+            Some(o) => *o,
+            None => {
+                consumer
+                    .fetch_watermarks(topic, *partition, Duration::from_secs(10))?
+                    .0
+            }
+        };
+        tpl.add_partition_offset(topic, *partition, Offset::Offset(offset))?;
+    }
+    if tpl.count() > 0 {
+        consumer.commit(&tpl, CommitMode::Sync)?;
+    }
+    Ok(())
+}
+
+/// Every partition of the sink's topics (`topics`, or those `topics.regex` matches). Blocking.
+pub fn sink_partitions(worker: &WorkerConfig, cfg: &ConnectorConfig) -> Result<Vec<(String, i32)>> {
+    let consumer: BaseConsumer =
+        consumer_config(worker, &cfg.name, &cfg.consumer_overrides).create()?;
+    let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+    let mut out = Vec::new();
+    for t in md.topics() {
+        if t.error().is_none() && wanted_topic(cfg, t.name()) {
+            out.extend(
+                t.partitions()
+                    .iter()
+                    .map(|p| (t.name().to_string(), p.id())),
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the sink reads `topic`.
+fn wanted_topic(cfg: &ConnectorConfig, topic: &str) -> bool {
+    cfg.topics.iter().any(|n| n == topic)
+        || cfg
+            .topics_regex
+            .as_ref()
+            .is_some_and(|r| r.is_match(topic) && !topic.starts_with("__"))
+}
+
+/// The offset-store key of a sink partition.
+pub fn sink_partition_key(topic: &str, partition: i32) -> Value {
+    partition_key(topic, partition)
 }

@@ -183,9 +183,14 @@ impl FileSourceTask {
             if n > 0 {
                 t.read_pos += n as u64;
                 t.splitter.push(&buf[..n]);
+                let mut sent = false;
                 while let Some((line, _)) = t.splitter.next_line() {
                     self.cfg.value_converter.encode_line(line, &mut payload);
                     self.send(&producer, &payload, key.as_deref())?;
+                    sent = true;
+                }
+                if sent {
+                    self.control.topics.add(&self.cfg.topic);
                 }
                 if last_commit.elapsed() >= self.worker.offset_flush_interval {
                     self.commit(&producer, &partition, t);
@@ -360,6 +365,7 @@ impl FileSourceTask {
             let text = text.strip_suffix(b"\r").unwrap_or(text);
             self.cfg.value_converter.encode_line(text, &mut payload);
             self.send(producer, &payload, key.as_deref())?;
+            self.control.topics.add(&self.cfg.topic);
         }
         let _ = producer.flush(Duration::from_secs(30));
         Ok(())
