@@ -270,8 +270,9 @@ pub struct ConnectorConfig {
     pub name: String,
     /// `connector.class` resolved.
     pub class: ConnectorClass,
-    /// `tasks.max` (default 1). The file connectors always run one task (as Kafka's source
-    /// does; Kafka's sink would run `tasks.max` tasks appending to the same file).
+    /// `tasks.max` (default 1, Kafka's). `FileStreamSource` always runs one task (as Kafka's
+    /// does); `FileStreamSink` runs `tasks.max` tasks that share the topics' partitions and
+    /// append whole lines to the same file.
     pub tasks_max: u32,
     /// `file`: the file to tail or append to; absent or empty = stdin / stdout.
     pub file: Option<PathBuf>,

@@ -1,13 +1,22 @@
 //! `FileStreamSink`: appends every record of its topics to a file, one line per record.
 //!
 //! The consumer belongs to group `connect-<name>` (Kafka's sink group id). Partitions are
-//! assigned directly (one task owns them all) and found again every few seconds, so topics
-//! created later (or matched later by `topics.regex`) are picked up. A task starts each
+//! assigned directly — with `tasks.max` tasks, each partition to one task ([`owner`]) — and
+//! found again every few seconds, so topics created later (or matched later by
+//! `topics.regex`) are picked up. A task starts each
 //! partition at its position in the offset store, else at the group's committed offset
 //! (when the cluster has a group coordinator), else at the beginning (Connect's
 //! `auto.offset.reset=earliest`). Positions are stored — and committed to the group — only
 //! after the file was flushed, so every record reaches the file at least once; the file is
 //! also flushed whenever the consumer runs dry, so lines show up at once.
+//!
+//! Speed: a record costs no allocation (the converter writes the line straight into the
+//! write buffer, JSON strings are unescaped without building a JSON tree, positions live in
+//! a short list), the clock is read once per 1024 records, and whole-line buffers of 256 KiB
+//! go to the file in one `write` each — which also keeps lines of several tasks appending to
+//! one file from interleaving. The consumer keeps librdkafka's fetch defaults
+//! (`fetch.min.bytes=1`, `max.partition.fetch.bytes=1 MiB`, `queued.min.messages=100000`),
+//! which match the Java consumer's where both have the key; they were not the bottleneck.
 
 use std::collections::BTreeMap;
 use std::io::Write;
