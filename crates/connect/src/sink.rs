@@ -264,7 +264,12 @@ impl FileSinkTask {
             }
             // Up to 1024 records between two looks at the clock and the flags.
             for _ in 0..1024 {
-                match consumer.poll(Duration::from_millis(100)) {
+                // A non-blocking poll first: librdkafka reads the clock less for it.
+                let polled = match consumer.poll(Duration::ZERO) {
+                    None => consumer.poll(Duration::from_millis(100)),
+                    some => some,
+                };
+                match polled {
                     Some(Ok(m)) => {
                         let line = self.output.line_buffer();
                         let mark = line.len();
