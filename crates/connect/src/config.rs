@@ -109,6 +109,10 @@ pub struct WorkerConfig {
     pub offset_file: PathBuf,
     /// `offset.flush.interval.ms`: how often positions are stored. Default 60000 (Kafka's).
     pub offset_flush_interval: Duration,
+    /// `offset.flush.timeout.ms`: how long a source task waits for the broker to acknowledge
+    /// the records sent before storing their position (the commit is skipped and tried again
+    /// at the next interval when it takes longer). Default 5000 (Kafka's).
+    pub offset_flush_timeout: Duration,
     /// `listeners` (first one; `rest.host.name`/`rest.port` mapped onto it when absent).
     /// Default `http://:8083` (Kafka's), i.e. every interface, port 8083.
     pub rest_addr: String,
@@ -147,6 +151,8 @@ impl WorkerConfig {
             })?;
         let offset_flush_interval =
             Duration::from_millis(parse_num(&raw, "offset.flush.interval.ms", 60_000)?);
+        let offset_flush_timeout =
+            Duration::from_millis(parse_num(&raw, "offset.flush.timeout.ms", 5_000)?);
         let rest_addr = match get("listeners") {
             Some(l) => listener_addr(l.split(',').next().unwrap_or_default().trim())?,
             None => {
@@ -169,6 +175,7 @@ impl WorkerConfig {
             value_converter,
             offset_file,
             offset_flush_interval,
+            offset_flush_timeout,
             rest_addr,
             producer: prefixed("producer."),
             consumer: prefixed("consumer."),
@@ -263,8 +270,9 @@ pub struct ConnectorConfig {
     pub name: String,
     /// `connector.class` resolved.
     pub class: ConnectorClass,
-    /// `tasks.max` (default 1). The file connectors always run one task (as Kafka's source
-    /// does; Kafka's sink would run `tasks.max` tasks appending to the same file).
+    /// `tasks.max` (default 1, Kafka's). `FileStreamSource` always runs one task (as Kafka's
+    /// does); `FileStreamSink` runs `tasks.max` tasks that share the topics' partitions and
+    /// append whole lines to the same file.
     pub tasks_max: u32,
     /// `file`: the file to tail or append to; absent or empty = stdin / stdout.
     pub file: Option<PathBuf>,
@@ -406,6 +414,196 @@ impl ConnectorConfig {
             producer_overrides: prefixed("producer.override."),
             consumer_overrides: prefixed("consumer.override."),
             raw,
+        })
+    }
+}
+
+/// One configuration key as `GET /connector-plugins/{plugin}/config` and the validate
+/// endpoint describe it (Kafka's `ConfigKeyInfo`).
+struct ConfigKey {
+    name: &'static str,
+    kind: &'static str,
+    required: bool,
+    default: Option<&'static str>,
+    importance: &'static str,
+    doc: &'static str,
+    group: &'static str,
+}
+
+const fn key(
+    name: &'static str,
+    kind: &'static str,
+    required: bool,
+    default: Option<&'static str>,
+    importance: &'static str,
+    doc: &'static str,
+    group: &'static str,
+) -> ConfigKey {
+    ConfigKey {
+        name,
+        kind,
+        required,
+        default,
+        importance,
+        doc,
+        group,
+    }
+}
+
+/// Kafka's `ConnectorConfig` keys every connector has (the ones Flumen uses).
+const COMMON_KEYS: &[ConfigKey] = &[
+    key("name", "STRING", true, None, "HIGH", "Globally unique name to use for this connector.", "Common"),
+    key("connector.class", "STRING", true, None, "HIGH", "Name or alias of the class for this connector. Must be a subclass of org.apache.kafka.connect.connector.Connector.", "Common"),
+    key("tasks.max", "INT", false, Some("1"), "HIGH", "Maximum number of tasks to use for this connector.", "Common"),
+    key("key.converter", "CLASS", false, None, "LOW", "Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka.", "Common"),
+    key("value.converter", "CLASS", false, None, "LOW", "Converter class used to convert between Kafka Connect format and the serialized form that is written to Kafka.", "Common"),
+    key("header.converter", "CLASS", false, None, "LOW", "HeaderConverter class used to convert between Kafka Connect format and the serialized form that is written to Kafka.", "Common"),
+];
+
+/// `SinkConnectorConfig`'s topic keys.
+const SINK_KEYS: &[ConfigKey] = &[
+    key(
+        "topics",
+        "LIST",
+        false,
+        Some(""),
+        "HIGH",
+        "List of topics to consume, separated by commas",
+        "Common",
+    ),
+    key(
+        "topics.regex",
+        "STRING",
+        false,
+        Some(""),
+        "HIGH",
+        "Regular expression giving topics to consume.",
+        "Common",
+    ),
+];
+
+/// `FileStreamSourceConnector`'s own keys.
+const FILE_SOURCE_KEYS: &[ConfigKey] = &[
+    key("file", "STRING", false, None, "HIGH", "Source filename. If not specified, the standard input will be used", ""),
+    key("topic", "LIST", true, None, "HIGH", "The topic to publish data to", ""),
+    key("batch.size", "INT", false, Some("2000"), "LOW", "The maximum number of records the source task can read from the file each time it is polled", ""),
+];
+
+/// `FileStreamSinkConnector`'s own keys.
+const FILE_SINK_KEYS: &[ConfigKey] = &[key(
+    "file",
+    "STRING",
+    false,
+    None,
+    "HIGH",
+    "Destination filename. If not specified, the standard output will be used",
+    "",
+)];
+
+impl ConfigKey {
+    fn definition(&self, order: usize) -> serde_json::Value {
+        serde_json::json!({
+            "name": self.name,
+            "type": self.kind,
+            "required": self.required,
+            "default_value": self.default,
+            "importance": self.importance,
+            "documentation": self.doc,
+            "group": if self.group.is_empty() { serde_json::Value::Null } else { self.group.into() },
+            "width": "NONE",
+            "display_name": self.name,
+            "dependents": [],
+            "order": order as i64,
+        })
+    }
+}
+
+impl ConnectorClass {
+    fn own_keys(self) -> &'static [ConfigKey] {
+        match self {
+            Self::FileStreamSource => FILE_SOURCE_KEYS,
+            Self::FileStreamSink => FILE_SINK_KEYS,
+        }
+    }
+
+    /// `GET /connector-plugins/{plugin}/config`: the connector's own keys.
+    pub fn config_keys(self) -> serde_json::Value {
+        self.own_keys()
+            .iter()
+            .enumerate()
+            .map(|(i, k)| k.definition(i + 1))
+            .collect()
+    }
+
+    /// `PUT /connector-plugins/{plugin}/config/validate`: every key (Kafka's common ones,
+    /// the sink's topic keys, the connector's own) with its value and errors, in Kafka's
+    /// `ConfigInfos` shape.
+    pub fn validate(self, props: &Props, worker: &WorkerConfig) -> serde_json::Value {
+        let mut keys: Vec<&ConfigKey> = COMMON_KEYS.iter().collect();
+        if self == Self::FileStreamSink {
+            keys.extend(SINK_KEYS);
+        }
+        keys.extend(self.own_keys());
+        let mut errors: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        let messages = match ConnectorConfig::from_props(props.clone(), worker) {
+            Ok(_) => Vec::new(),
+            Err(ConnectError::InvalidConfig(m)) => m,
+            Err(e) => vec![e.to_string()],
+        };
+        for m in messages {
+            let mut hit: Vec<&str> = keys
+                .iter()
+                .map(|k| k.name)
+                .filter(|n| {
+                    m.contains(&format!("\"{n}\""))
+                        || m.contains(&format!("configuration {n}:"))
+                        || m.contains(&format!("configuration {n}."))
+                        || (*n == "topics" || *n == "topics.regex") && m.contains("topics.regex")
+                })
+                .collect();
+            if hit.is_empty() {
+                hit.push(if m.contains("converter") {
+                    if m.contains("key.converter") {
+                        "key.converter"
+                    } else {
+                        "value.converter"
+                    }
+                } else {
+                    "connector.class"
+                });
+            }
+            for n in hit {
+                errors.entry(n).or_default().push(m.clone());
+            }
+        }
+        let error_count: usize = errors.values().map(Vec::len).sum();
+        let mut groups: Vec<&str> = Vec::new();
+        for k in &keys {
+            if !k.group.is_empty() && !groups.contains(&k.group) {
+                groups.push(k.group);
+            }
+        }
+        let configs: Vec<serde_json::Value> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                serde_json::json!({
+                    "definition": k.definition(i + 1),
+                    "value": {
+                        "name": k.name,
+                        "value": props.get(k.name).map(String::as_str).or(k.default),
+                        "recommended_values": [],
+                        "errors": errors.get(k.name).cloned().unwrap_or_default(),
+                        "visible": true,
+                    }
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "name": self.class_name(),
+            "error_count": error_count,
+            "groups": groups,
+            "configs": configs,
         })
     }
 }

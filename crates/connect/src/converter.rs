@@ -152,6 +152,59 @@ impl Converter {
         })
     }
 
+    /// A `FileStreamSource` line (a non-null string) → the bytes written to the topic,
+    /// put in `out` (cleared first). The same bytes as [`from_connect`](Self::from_connect)
+    /// with `Data::String`, without allocating per line; invalid UTF-8 is replaced as Java's
+    /// decoder does.
+    pub fn encode_line(&self, line: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        let text = utf8_lossy(line);
+        match self {
+            Converter::String | Converter::ByteArray => out.extend_from_slice(text.as_bytes()),
+            Converter::Json { schemas_enable } => {
+                if *schemas_enable {
+                    out.extend_from_slice(STRING_ENVELOPE_HEAD);
+                }
+                write_json_str(out, &text);
+                if *schemas_enable {
+                    out.push(b'}');
+                }
+            }
+        }
+    }
+
+    /// The bytes read from the topic → the line a `FileStreamSink` writes (without its
+    /// terminator), appended to `out`. The same text as `to_connect(bytes)?.sink_text()`,
+    /// with fast paths that neither parse nor allocate for the common records: any bytes
+    /// with `StringConverter`, and JSON strings without escapes (bare, or in the schema
+    /// envelope of a string) with `JsonConverter`.
+    pub fn write_sink_line(&self, bytes: Option<&[u8]>, out: &mut Vec<u8>) -> Result<()> {
+        let Some(b) = bytes else {
+            out.extend_from_slice(b"null");
+            return Ok(());
+        };
+        match self {
+            Converter::String | Converter::ByteArray => {
+                out.extend_from_slice(utf8_lossy(b).as_bytes())
+            }
+            Converter::Json { schemas_enable } => {
+                let inner = if *schemas_enable {
+                    b.strip_prefix(STRING_ENVELOPE_HEAD)
+                        .and_then(|r| r.strip_prefix(b"\""))
+                        .and_then(|r| r.strip_suffix(b"\"}"))
+                } else {
+                    b.strip_prefix(b"\"").and_then(|r| r.strip_suffix(b"\""))
+                };
+                let mark = out.len();
+                if !inner.is_some_and(|s| unescape_json_str(s, out)) {
+                    out.truncate(mark);
+                    out.extend_from_slice(self.to_connect(Some(b))?.sink_text().as_bytes());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The bytes read from the topic → Connect data.
     pub fn to_connect(&self, bytes: Option<&[u8]>) -> Result<Data> {
         let Some(bytes) = bytes else {
@@ -198,6 +251,57 @@ impl Converter {
             }
         }
     }
+}
+
+/// The envelope of a string value up to its payload (JsonConverter, `schemas.enable=true`).
+const STRING_ENVELOPE_HEAD: &[u8] = br#"{"schema":{"type":"string","optional":false},"payload":"#;
+
+/// `String::from_utf8_lossy`, checking with the faster `str::from_utf8` first (almost every
+/// line is valid).
+fn utf8_lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(b) {
+        Ok(s) => s.into(),
+        Err(_) => String::from_utf8_lossy(b),
+    }
+}
+
+/// Appends the text of the inside of a JSON string literal (between its quotes) to `out`;
+/// `false` (with `out` partly written) for what it does not handle — a `\u` escape, a bare
+/// quote or control character, invalid UTF-8 — which the caller then parses in full.
+fn unescape_json_str(s: &[u8], out: &mut Vec<u8>) -> bool {
+    if std::str::from_utf8(s).is_err() {
+        return false;
+    }
+    let mut rest = s;
+    loop {
+        let run_end = memchr::memchr(b'\\', rest).unwrap_or(rest.len());
+        let run = &rest[..run_end];
+        if run.iter().any(|&c| c == b'"' || c < 0x20) {
+            return false;
+        }
+        out.extend_from_slice(run);
+        if run_end == rest.len() {
+            return true;
+        }
+        let c = match rest.get(run_end + 1) {
+            Some(b'"') => b'"',
+            Some(b'\\') => b'\\',
+            Some(b'/') => b'/',
+            Some(b'b') => 8,
+            Some(b'f') => 12,
+            Some(b'n') => b'\n',
+            Some(b'r') => b'\r',
+            Some(b't') => b'\t',
+            _ => return false,
+        };
+        out.push(c);
+        rest = &rest[run_end + 2..];
+    }
+}
+
+/// A JSON string literal, as serde_json (and Jackson, for these characters) writes it.
+fn write_json_str(out: &mut Vec<u8>, s: &str) {
+    serde_json::to_writer(out, s).expect("writing JSON to a Vec cannot fail");
 }
 
 /// Compact JSON, as Jackson writes it.
@@ -343,6 +447,61 @@ mod tests {
             JSON_ON.to_connect(Some(&enc)).unwrap(),
             Data::Bytes(vec![0, 1, 2, 250])
         );
+    }
+
+    #[test]
+    fn fast_paths_match_the_general_conversion() {
+        let lines: [&[u8]; 9] = [
+            b"new\nline/\x08\x0c\r",
+            "\u{2028} \u{1F600}".as_bytes(),
+            b"plain line",
+            b"",
+            b"a \"q\" line",
+            b"back\\slash\ttab",
+            "\u{e9}t\u{e9}".as_bytes(),
+            b"bad \xff utf8",
+            b"ctl \x01 char",
+        ];
+        for c in [Converter::String, JSON_ON, JSON_OFF, Converter::ByteArray] {
+            let mut enc = Vec::new();
+            for line in lines {
+                let data = Data::String(String::from_utf8_lossy(line).into_owned());
+                c.encode_line(line, &mut enc);
+                assert_eq!(Some(enc.clone()), c.from_connect(&data), "{c:?} {line:?}");
+                let mut out = b"x".to_vec();
+                c.write_sink_line(Some(&enc), &mut out).unwrap();
+                let want = c.to_connect(Some(&enc)).unwrap();
+                assert_eq!(&out[1..], want.sink_text().as_bytes(), "{c:?} {line:?}");
+            }
+            let mut out = Vec::new();
+            c.write_sink_line(None, &mut out).unwrap();
+            assert_eq!(out, b"null");
+        }
+        // Hand-written JSON strings: the fast path agrees with the parser or defers to it.
+        for raw in [
+            &b"\"a\\/b\""[..],
+            b"\"\\u0041\\t\"",
+            b"\"x\\\"",
+            b"\"a\"b\"",
+            b"\"\\q\"",
+        ] {
+            let mut out = Vec::new();
+            match JSON_OFF.to_connect(Some(raw)) {
+                Ok(d) => {
+                    JSON_OFF.write_sink_line(Some(raw), &mut out).unwrap();
+                    assert_eq!(out, d.sink_text().as_bytes(), "{raw:?}");
+                }
+                Err(_) => assert!(JSON_OFF.write_sink_line(Some(raw), &mut out).is_err()),
+            }
+        }
+        let mut out = Vec::new();
+        assert!(JSON_ON
+            .write_sink_line(Some(b"{\"a\":1}"), &mut out)
+            .is_err());
+        // Not a string: written as JSON text.
+        out.clear();
+        JSON_OFF.write_sink_line(Some(b"12"), &mut out).unwrap();
+        assert_eq!(out, b"12");
     }
 
     #[test]

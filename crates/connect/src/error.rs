@@ -58,6 +58,12 @@ pub enum ConnectError {
     /// The connector must be stopped first (offset changes).
     #[error("Connectors must be in the STOPPED state before their offsets can be modified. This can be done for the specified connector by issuing a 'PUT' request to the '/connectors/{0}/stop' endpoint")]
     NotStopped(String),
+    /// A request that cannot be served as asked (REST 400, Kafka's `BadRequestException`).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A request the worker's settings forbid (REST 403).
+    #[error("{0}")]
+    Forbidden(String),
     /// A record cannot be converted (Kafka's `DataException` texts).
     #[error("{0}")]
     Conversion(String),

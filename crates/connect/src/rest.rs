@@ -12,7 +12,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{json_string_map, Props};
+use crate::config::{json_string_map, ConnectorClass, Props};
 use crate::error::ConnectError;
 use crate::task::State;
 use crate::worker::{Worker, VERSION};
@@ -65,7 +65,9 @@ fn from_error(e: ConnectError) -> Response {
         | ConnectError::Invalid { .. }
         | ConnectError::UnknownConnectorClass(_)
         | ConnectError::UnknownConverter(_)
-        | ConnectError::NotStopped(_) => 400,
+        | ConnectError::NotStopped(_)
+        | ConnectError::BadRequest(_) => 400,
+        ConnectError::Forbidden(_) => 403,
         _ => 500,
     };
     if status == 500 {
@@ -222,6 +224,54 @@ pub fn handle(worker: &Worker, method: &str, target: &str, body: &[u8]) -> Respo
                 Err(e) => from_error(e),
             }
         }
+        ("PATCH", ["connectors", name, "config"]) => match parse_body(body) {
+            Ok(Value::Object(patch)) => r(worker.patch_config(name, &patch)),
+            Ok(_) => Response::error(400, "Expected a JSON object of configuration values"),
+            Err(r) => r,
+        },
+        ("PATCH", ["connectors", name, "offsets"]) => match parse_body(body) {
+            Ok(v) => r(worker.alter_offsets(name, &v)),
+            Err(r) => r,
+        },
+        ("PUT", ["connectors", name, "topics", "reset"]) => {
+            accepted(worker.reset_topics(name), 202)
+        }
+        ("GET", ["connector-plugins", plugin, "config"]) => match ConnectorClass::resolve(plugin) {
+            Ok(class) => Response::json(200, class.config_keys()),
+            Err(_) => Response::error(404, format!("Unknown plugin {plugin}.")),
+        },
+        ("PUT", ["connector-plugins", plugin, "config", "validate"]) => {
+            let mut props = match parse_body(body).and_then(|v| body_map(&v)) {
+                Ok(p) => p,
+                Err(r) => return r,
+            };
+            let class = match props.get("connector.class") {
+                Some(c) => {
+                    let (Ok(included), Ok(requested)) =
+                        (ConnectorClass::resolve(c), ConnectorClass::resolve(plugin))
+                    else {
+                        return from_error(ConnectError::UnknownConnectorClass(c.clone()));
+                    };
+                    if included != requested {
+                        return Response::error(
+                            400,
+                            format!(
+                                "Included connector type {c} does not match request type {plugin}"
+                            ),
+                        );
+                    }
+                    included
+                }
+                None => match ConnectorClass::resolve(plugin) {
+                    Ok(class) => {
+                        props.insert("connector.class".into(), plugin.to_string());
+                        class
+                    }
+                    Err(e) => return from_error(e),
+                },
+            };
+            Response::json(200, class.validate(&props, worker.config()))
+        }
         ("GET", ["connectors", name, "status"]) => r(worker.status(name)),
         ("GET", ["connectors", name, "tasks"]) => r(worker.tasks(name)),
         ("GET", ["connectors", name, "topics"]) => r(worker.topics(name)),
@@ -231,12 +281,10 @@ pub fn handle(worker: &Worker, method: &str, target: &str, body: &[u8]) -> Respo
             Ok(id) => r(worker.task_status(name, id)),
             Err(_) => Response::error(404, format!("Task {name}-{id} not found")),
         },
-        ("POST", ["connectors", name, "tasks", id, "restart"]) => {
-            if *id != "0" {
-                return Response::error(404, format!("Task {name}-{id} not found"));
-            }
-            accepted(worker.restart(name), 204)
-        }
+        ("POST", ["connectors", name, "tasks", id, "restart"]) => match id.parse() {
+            Ok(id) => accepted(worker.restart_task(name, id), 204),
+            Err(_) => Response::error(404, format!("Task {name}-{id} not found")),
+        },
         ("POST", ["connectors", name, "restart"]) => {
             let include_tasks = query_flag(query, "includeTasks").is_some_and(|v| v == "true");
             let only_failed = query_flag(query, "onlyFailed").is_some_and(|v| v == "true");
@@ -285,7 +333,10 @@ fn known_path(segs: &[&str]) -> bool {
                     | "stop"
             ]
             | ["connectors", _, "tasks", _, "status" | "restart"]
+            | ["connectors", _, "topics", "reset"]
             | ["connector-plugins"]
+            | ["connector-plugins", _, "config"]
+            | ["connector-plugins", _, "config", "validate"]
     )
 }
 
@@ -323,6 +374,7 @@ fn reason(status: u16) -> &'static str {
         202 => "Accepted",
         204 => "No Content",
         400 => "Bad Request",
+        403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
         409 => "Conflict",
@@ -498,13 +550,200 @@ mod tests {
                 .unwrap(),
             json!({"offsets": []})
         );
-        assert_eq!(
-            handle(&w, "DELETE", "/connectors/s/offsets", b"").status,
-            200
-        );
+        // (A sink's offset reset also resets its consumer group: the interop tests cover it.)
         assert_eq!(handle(&w, "DELETE", "/connectors/s", b"").status, 204);
         assert_eq!(handle(&w, "GET", "/connectors/s", b"").status, 404);
         let plugins = handle(&w, "GET", "/connector-plugins", b"").body.unwrap();
         assert_eq!(plugins.as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn patch_config_offsets_and_validate() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = worker(dir.path());
+        let file = dir.path().join("in.txt").display().to_string();
+        let body = json!({"name": "src", "initial_state": "STOPPED",
+            "config": {"connector.class": "FileStreamSource", "topic": "t", "file": file, "batch.size": "10"}});
+        assert_eq!(
+            handle(&w, "POST", "/connectors", body.to_string().as_bytes()).status,
+            201
+        );
+        // PATCH merges; null removes a key.
+        let r = handle(
+            &w,
+            "PATCH",
+            "/connectors/src/config",
+            br#"{"topic":"u","batch.size":null}"#,
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        let cfg = handle(&w, "GET", "/connectors/src/config", b"")
+            .body
+            .unwrap();
+        assert_eq!(cfg["topic"], "u");
+        assert!(cfg.get("batch.size").is_none(), "{cfg}");
+        assert_eq!(
+            handle(&w, "PATCH", "/connectors/nope/config", b"{}").status,
+            404
+        );
+        let r = handle(&w, "PATCH", "/connectors/src/config", br#"{"topic":""}"#);
+        assert_eq!(r.status, 400, "{r:?}");
+        // Offsets of a STOPPED source: validated as Kafka's FileStreamSourceConnector does.
+        let alter = |b: Value| {
+            handle(
+                &w,
+                "PATCH",
+                "/connectors/src/offsets",
+                b.to_string().as_bytes(),
+            )
+        };
+        let r = alter(
+            json!({"offsets": [{"partition": {"filename": file}, "offset": {"position": 7}}]}),
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(
+            r.body.unwrap()["message"],
+            "The offsets for this connector have been altered successfully"
+        );
+        assert_eq!(
+            handle(&w, "GET", "/connectors/src/offsets", b"")
+                .body
+                .unwrap(),
+            json!({"offsets": [{"partition": {"filename": file}, "offset": {"position": 7}}]})
+        );
+        for (bad, msg) in [
+            (
+                json!({"offsets": []}),
+                "Partitions / offsets need to be provided",
+            ),
+            (
+                json!({"offsets": [{"partition": {"f": 1}, "offset": null}]}),
+                "'filename'",
+            ),
+            (
+                json!({"offsets": [{"partition": {"filename": file}, "offset": {"position": -1}}]}),
+                "non-negative",
+            ),
+            (
+                json!({"offsets": [{"partition": {"filename": file}, "offset": {"position": "x"}}]}),
+                "Long value",
+            ),
+            (
+                json!({"offsets": [{"partition": {"filename": file}, "offset": {"p": 1}}]}),
+                "'position'",
+            ),
+        ] {
+            let r = alter(bad);
+            assert_eq!(r.status, 400, "{r:?}");
+            let m = r.body.unwrap()["message"].as_str().unwrap().to_string();
+            assert!(m.contains(msg), "{m}");
+        }
+        let r = alter(json!({"offsets": [{"partition": {"filename": file}, "offset": null}]}));
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            handle(&w, "GET", "/connectors/src/offsets", b"")
+                .body
+                .unwrap(),
+            json!({"offsets": []})
+        );
+        alter(json!({"offsets": [{"partition": {"filename": file}, "offset": {"position": 3}}]}));
+        let r = handle(&w, "DELETE", "/connectors/src/offsets", b"");
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.body.unwrap()["message"],
+            "The offsets for this connector have been reset successfully"
+        );
+        assert_eq!(
+            handle(&w, "GET", "/connectors/src/offsets", b"")
+                .body
+                .unwrap(),
+            json!({"offsets": []})
+        );
+        // Validation: every key with its errors.
+        let r = handle(
+            &w,
+            "PUT",
+            "/connector-plugins/FileStreamSinkConnector/config/validate",
+            br#"{"connector.class":"FileStreamSink","name":"k","tasks.max":"0"}"#,
+        );
+        assert_eq!(r.status, 200, "{r:?}");
+        let v = r.body.unwrap();
+        assert_eq!(
+            v["name"],
+            "org.apache.kafka.connect.file.FileStreamSinkConnector"
+        );
+        assert_eq!(v["error_count"], 3, "{v}");
+        let errs = |k: &str| {
+            v["configs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["value"]["name"] == k)
+                .unwrap()["value"]["errors"]
+                .clone()
+        };
+        assert_eq!(errs("tasks.max").as_array().unwrap().len(), 1);
+        assert_eq!(errs("topics").as_array().unwrap().len(), 1);
+        assert_eq!(errs("name"), json!([]));
+        let r = handle(
+            &w,
+            "PUT",
+            "/connector-plugins/FileStreamSource/config/validate",
+            br#"{"connector.class":"FileStreamSink"}"#,
+        );
+        assert_eq!(r.status, 400);
+        let keys = handle(&w, "GET", "/connector-plugins/FileStreamSource/config", b"")
+            .body
+            .unwrap();
+        assert_eq!(keys.as_array().unwrap().len(), 3);
+        assert_eq!(
+            handle(&w, "GET", "/connector-plugins/Nope/config", b"").status,
+            404
+        );
+    }
+
+    #[test]
+    fn offsets_change_only_when_stopped_and_topics_reset() {
+        let dir = tempfile::tempdir().unwrap();
+        let w = worker(dir.path());
+        let body = json!({"name": "s", "initial_state": "PAUSED",
+            "config": {"connector.class": "FileStreamSource", "topic": "t",
+                       "file": dir.path().join("nothing").display().to_string()}});
+        assert_eq!(
+            handle(&w, "POST", "/connectors", body.to_string().as_bytes()).status,
+            201
+        );
+        for method in ["PATCH", "DELETE"] {
+            let r = handle(&w, method, "/connectors/s/offsets", br#"{"offsets":[]}"#);
+            assert_eq!(r.status, 400);
+            assert!(r.body.unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Connectors must be in the STOPPED state"));
+        }
+        assert_eq!(
+            handle(&w, "GET", "/connectors/s/topics", b"").body.unwrap(),
+            json!({"s": {"topics": []}})
+        );
+        assert_eq!(
+            handle(&w, "PUT", "/connectors/s/topics/reset", b"").status,
+            202
+        );
+        assert_eq!(
+            handle(&w, "GET", "/connectors/s/tasks/0/status", b"").status,
+            200
+        );
+        assert_eq!(
+            handle(&w, "GET", "/connectors/s/tasks/1/status", b"").status,
+            404
+        );
+        assert_eq!(
+            handle(&w, "POST", "/connectors/s/tasks/1/restart", b"").status,
+            404
+        );
+        assert_eq!(
+            handle(&w, "POST", "/connectors/s/tasks/0/restart", b"").status,
+            204
+        );
+        assert_eq!(handle(&w, "DELETE", "/connectors/s", b"").status, 204);
     }
 }

@@ -11,11 +11,11 @@
 //! offset also carries the file's `inode`, so a restart after a rotation starts the new file
 //! at 0 instead of skipping into it.
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,13 +35,21 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 /// Read size.
 const CHUNK: usize = 256 * 1024;
 
-/// The client settings for a source task's producer: Connect's defaults (`acks=all`), then
-/// the worker's `producer.*`, then the connector's `producer.override.*`.
+/// The client settings for a source task's producer: Kafka Connect's producer settings
+/// (`acks=all`, `max.in.flight.requests.per.connection=1` so retries keep the file's order;
+/// Connect's endless delivery timeout is left at librdkafka's 300 s, after which the task
+/// fails), `linger.ms=5` (the Java producer's default since
+/// Kafka 4.0), no compression, delivery reports only for failures (the task stores a
+/// position after flushing the producer, see [`FileSourceTask`]), then the worker's
+/// `producer.*`, then the connector's `producer.override.*`.
 pub fn producer_config(worker: &WorkerConfig, overrides: &Props) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &worker.bootstrap_servers)
         .set("acks", "all")
+        .set("max.in.flight.requests.per.connection", "1")
         .set("linger.ms", "5")
+        .set("compression.type", "none")
+        .set("delivery.report.only.error", "true")
         .set("client.id", "connect-worker-producer");
     for (k, v) in worker.producer.iter().chain(overrides.iter()) {
         c.set(k, v);
@@ -49,48 +57,37 @@ pub fn producer_config(worker: &WorkerConfig, overrides: &Props) -> ClientConfig
     c
 }
 
-/// Tracks which records the broker acknowledged, to know how far the position may be stored.
+/// Records delivery failures (librdkafka reports only those: `delivery.report.only.error`).
 #[derive(Default)]
 struct AckContext {
-    acks: Mutex<Acks>,
+    failed: AtomicBool,
+    failure: Mutex<Option<String>>,
 }
 
-#[derive(Default)]
-struct Acks {
-    /// End position → start position of every record sent and not acknowledged yet.
-    inflight: BTreeMap<u64, u64>,
-    /// End position of the last record sent.
-    last_sent_end: u64,
-    /// The first delivery failure.
-    failure: Option<String>,
-}
-
-impl Acks {
-    /// The position up to which every record is acknowledged.
-    fn committable(&self) -> u64 {
-        match self.inflight.first_key_value() {
-            Some((_, start)) => *start,
-            None => self.last_sent_end,
+impl AckContext {
+    fn failure(&self) -> Option<String> {
+        if !self.failed.load(Ordering::Acquire) {
+            return None;
         }
+        self.failure
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
 impl ClientContext for AckContext {}
 
 impl ProducerContext for AckContext {
-    type DeliveryOpaque = usize;
+    type DeliveryOpaque = ();
 
-    fn delivery(&self, result: &DeliveryResult<'_>, end: usize) {
-        let mut acks = self.acks.lock().unwrap_or_else(|e| e.into_inner());
-        match result {
-            Ok(_) => {
-                acks.inflight.remove(&(end as u64));
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Err((error, _)) = result {
+            let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
+            if f.is_none() {
+                *f = Some(format!("delivery to Kafka failed: {error}"));
             }
-            Err((error, _)) => {
-                if acks.failure.is_none() {
-                    acks.failure = Some(format!("delivery to Kafka failed: {error}"));
-                }
-            }
+            self.failed.store(true, Ordering::Release);
         }
     }
 }
@@ -150,15 +147,10 @@ impl FileSourceTask {
         let mut warned_missing = false;
         let mut last_commit = Instant::now();
         let mut buf = vec![0u8; CHUNK];
+        let mut payload = Vec::with_capacity(1024);
+        let key = self.cfg.key_converter.from_connect(&Data::Null);
         while !self.control.stopping() {
-            if let Some(f) = producer
-                .context()
-                .acks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .failure
-                .clone()
-            {
+            if let Some(f) = producer.context().failure() {
                 return Err(ConnectError::Conversion(f));
             }
             if self.control.paused() {
@@ -166,7 +158,7 @@ impl FileSourceTask {
                 continue;
             }
             let Some(t) = tail.as_mut() else {
-                match self.open(&path, &partition, &producer)? {
+                match self.open(&path, &partition)? {
                     Some(t) => {
                         tail = Some(t);
                         warned_missing = false;
@@ -191,23 +183,24 @@ impl FileSourceTask {
             if n > 0 {
                 t.read_pos += n as u64;
                 t.splitter.push(&buf[..n]);
-                loop {
-                    let start = t.splitter.position();
-                    let Some((line, end)) = t.splitter.next_line() else {
-                        break;
-                    };
-                    let value = Data::String(String::from_utf8_lossy(line).into_owned());
-                    self.send(&producer, &value, start, end)?;
+                let mut sent = false;
+                while let Some((line, _)) = t.splitter.next_line() {
+                    self.cfg.value_converter.encode_line(line, &mut payload);
+                    self.send(&producer, &payload, key.as_deref())?;
+                    sent = true;
+                }
+                if sent {
+                    self.control.topics.add(&self.cfg.topic);
                 }
                 if last_commit.elapsed() >= self.worker.offset_flush_interval {
-                    self.commit(&producer, &partition, t.ino);
+                    self.commit(&producer, &partition, t);
                     last_commit = Instant::now();
                 }
                 continue;
             }
             // At the end of the file: store progress, then look for rotation or truncation.
             if last_commit.elapsed() >= self.worker.offset_flush_interval {
-                self.commit(&producer, &partition, t.ino);
+                self.commit(&producer, &partition, t);
                 last_commit = Instant::now();
             }
             match std::fs::metadata(&path) {
@@ -235,13 +228,7 @@ impl FileSourceTask {
                         })?;
                     t.read_pos = 0;
                     t.splitter = LineSplitter::new(0);
-                    producer
-                        .context()
-                        .acks
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .last_sent_end = 0;
-                    self.commit(&producer, &partition, t.ino);
+                    self.commit(&producer, &partition, t);
                     continue;
                 }
                 _ => {}
@@ -250,19 +237,14 @@ impl FileSourceTask {
         }
         let _ = producer.flush(Duration::from_secs(30));
         if let Some(t) = &tail {
-            self.commit(&producer, &partition, t.ino);
+            self.commit(&producer, &partition, t);
         }
         Ok(())
     }
 
     /// Opens the file at its stored position (0 when none, when the stored inode differs or
     /// when the file is now shorter); `None` while it does not exist.
-    fn open(
-        &self,
-        path: &PathBuf,
-        partition: &Value,
-        producer: &ThreadedProducer<AckContext>,
-    ) -> Result<Option<Tail>> {
+    fn open(&self, path: &PathBuf, partition: &Value) -> Result<Option<Tail>> {
         let io = |source| ConnectError::Io {
             context: format!("opening {}", path.display()),
             source,
@@ -289,12 +271,6 @@ impl FileSourceTask {
         }
         file.seek(SeekFrom::Start(pos)).map_err(io)?;
         tracing::info!(file = %path.display(), position = pos, "Tailing file.");
-        producer
-            .context()
-            .acks
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .last_sent_end = pos;
         Ok(Some(Tail {
             file,
             ino: meta.ino(),
@@ -303,31 +279,18 @@ impl FileSourceTask {
         }))
     }
 
+    /// Hands one record to the producer (librdkafka copies the bytes), waiting while its
+    /// queue is full.
     fn send(
         &self,
         producer: &ThreadedProducer<AckContext>,
-        value: &Data,
-        start: u64,
-        end: u64,
+        payload: &[u8],
+        key: Option<&[u8]>,
     ) -> Result<()> {
-        let payload = self.cfg.value_converter.from_connect(value);
-        let key = self.cfg.key_converter.from_connect(&Data::Null);
-        {
-            let mut acks = producer
-                .context()
-                .acks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            acks.inflight.insert(end, start);
-            acks.last_sent_end = end;
-        }
-        let mut record: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(&self.cfg.topic, end as usize);
-        if let Some(p) = &payload {
-            record = record.payload(p.as_slice());
-        }
-        if let Some(k) = &key {
-            record = record.key(k.as_slice());
+        let mut record: BaseRecord<'_, [u8], [u8], ()> =
+            BaseRecord::to(&self.cfg.topic).payload(payload);
+        if let Some(k) = key {
+            record = record.key(k);
         }
         loop {
             match producer.send(record) {
@@ -352,23 +315,23 @@ impl FileSourceTask {
         Ok(())
     }
 
-    /// Stores the acknowledged position.
-    fn commit(&self, producer: &ThreadedProducer<AckContext>, partition: &Value, ino: u64) {
-        let pos = {
-            let acks = producer
-                .context()
-                .acks
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            if acks.failure.is_some() {
-                return;
-            }
-            acks.committable()
-        };
+    /// Stores the position after the last line sent, once the broker acknowledged every
+    /// record (the producer is flushed first, for at most `offset.flush.timeout.ms`; this is
+    /// how Kafka's `WorkerSourceTask` committed before KIP-618: wait for the outstanding
+    /// records, then write the offsets). Nothing is stored after a delivery failure or
+    /// when the flush times out (tried again at the next interval).
+    fn commit(&self, producer: &ThreadedProducer<AckContext>, partition: &Value, t: &Tail) {
+        if let Err(error) = producer.flush(self.worker.offset_flush_timeout) {
+            tracing::warn!(connector = %self.cfg.name, %error, "Records not acknowledged within offset.flush.timeout.ms; the position is stored at the next commit.");
+            return;
+        }
+        if producer.context().failure().is_some() {
+            return;
+        }
         self.store.put(
             &self.cfg.name,
             partition,
-            Some(json!({"position": pos, "inode": ino})),
+            Some(json!({"position": t.splitter.position(), "inode": t.ino})),
         );
         self.flush_store();
     }
@@ -383,46 +346,28 @@ impl FileSourceTask {
     fn run_stdin(&self, producer: &ThreadedProducer<AckContext>) -> Result<()> {
         use std::io::BufRead;
         let stdin = std::io::stdin();
-        let mut end = 0u64;
-        for line in stdin.lock().lines() {
-            if self.control.stopping() {
+        let key = self.cfg.key_converter.from_connect(&Data::Null);
+        let mut payload = Vec::new();
+        let mut line = Vec::new();
+        let mut input = stdin.lock();
+        while !self.control.stopping() {
+            line.clear();
+            let n = input
+                .read_until(b'\n', &mut line)
+                .map_err(|source| ConnectError::Io {
+                    context: "reading stdin".into(),
+                    source,
+                })?;
+            if n == 0 {
                 break;
             }
-            let line = line.map_err(|source| ConnectError::Io {
-                context: "reading stdin".into(),
-                source,
-            })?;
-            let start = end;
-            end += line.len() as u64 + 1;
-            self.send(producer, &Data::String(line), start, end)?;
+            let text = line.strip_suffix(b"\n").unwrap_or(&line);
+            let text = text.strip_suffix(b"\r").unwrap_or(text);
+            self.cfg.value_converter.encode_line(text, &mut payload);
+            self.send(producer, &payload, key.as_deref())?;
+            self.control.topics.add(&self.cfg.topic);
         }
         let _ = producer.flush(Duration::from_secs(30));
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn position_advances_only_over_acknowledged_records() {
-        let mut acks = Acks {
-            last_sent_end: 10,
-            ..Acks::default()
-        };
-        assert_eq!(acks.committable(), 10);
-        // Three records sent: [10,20) [20,35) [35,40).
-        for (start, end) in [(10, 20), (20, 35), (35, 40)] {
-            acks.inflight.insert(end, start);
-            acks.last_sent_end = end;
-        }
-        assert_eq!(acks.committable(), 10, "nothing acknowledged yet");
-        acks.inflight.remove(&35); // the middle one first
-        assert_eq!(acks.committable(), 10, "a gap holds the position back");
-        acks.inflight.remove(&20);
-        assert_eq!(acks.committable(), 35);
-        acks.inflight.remove(&40);
-        assert_eq!(acks.committable(), 40);
     }
 }

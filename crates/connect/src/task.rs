@@ -1,7 +1,8 @@
 //! What a running task shares with the worker: stop/pause flags and its reported state.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A task or connector state, as the REST API names it.
@@ -35,25 +36,59 @@ impl State {
     }
 }
 
+/// The topics a connector has used since it was created or since the last
+/// `PUT /connectors/{name}/topics/reset` (Kafka's topic tracking, KIP-558).
+#[derive(Debug, Default)]
+pub struct ActiveTopics(Mutex<BTreeSet<String>>);
+
+impl ActiveTopics {
+    /// Records that `topic` was used (called once per batch of records, not per record).
+    pub fn add(&self, topic: &str) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !s.contains(topic) {
+            s.insert(topic.to_string());
+        }
+    }
+
+    /// The topics, sorted.
+    pub fn list(&self) -> Vec<String> {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        s.iter().cloned().collect()
+    }
+
+    /// Forgets every topic.
+    pub fn reset(&self) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+}
+
 /// Shared between a task thread and the worker.
 #[derive(Debug)]
 pub struct TaskControl {
     stop: AtomicBool,
     paused: AtomicBool,
     status: Mutex<(State, Option<String>)>,
+    /// The connector's active topics (shared by its tasks, kept across restarts).
+    pub topics: Arc<ActiveTopics>,
 }
 
 impl Default for TaskControl {
     fn default() -> Self {
-        Self {
-            stop: AtomicBool::new(false),
-            paused: AtomicBool::new(false),
-            status: Mutex::new((State::Unassigned, None)),
-        }
+        Self::new(Arc::default())
     }
 }
 
 impl TaskControl {
+    /// A control for a new task of the connector whose active topics are `topics`.
+    pub fn new(topics: Arc<ActiveTopics>) -> Self {
+        Self {
+            stop: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
+            status: Mutex::new((State::Unassigned, None)),
+            topics,
+        }
+    }
+
     /// Asks the task to stop (it stores its offsets first).
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::SeqCst);
