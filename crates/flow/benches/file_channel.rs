@@ -224,10 +224,13 @@ fn main() {
         });
         let first_take = start.elapsed();
         let log = ch.file_log().expect("log");
+        log.wait_loaded();
+        let loaded = start.elapsed();
+        let cpu_loaded = cpu_seconds() - cpu0;
         let s = &log.stats;
         let ms = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         println!(
-            "replay: {} events ({} MB of bodies) ready in {ready:.2?} ({cpu:.2} s of CPU: scan {} ms wall / {} ms CPU, load {} ms wall / {} ms CPU); first take of {first} events at {first_take:.2?}; load average {}",
+            "replay: {} events ({} MB of bodies): ready (takes accepted) in {ready:.2?} ({cpu:.2} s of CPU; first pass {} ms, {} ms CPU); first take of {first} events at {first_take:.2?}; all events queued at {loaded:.2?} ({cpu_loaded:.2} s of CPU; second pass {} ms, {} ms CPU); load average {}",
             ch.len(),
             ch.len() / 1000,
             ms(&s.replay_scan_ms),

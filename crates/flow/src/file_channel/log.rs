@@ -148,6 +148,14 @@ impl LiveSet {
     }
 }
 
+/// Whether replay is still reading the recovered events (shared by the log and the
+/// thread reading them).
+#[derive(Debug)]
+struct LoadState {
+    loading: Mutex<bool>,
+    cv: Condvar,
+}
+
 #[derive(Default)]
 struct SyncState {
     synced: u64,
@@ -171,6 +179,9 @@ pub struct FileLog {
     next_tx: AtomicU64,
     space: Mutex<Space>,
     min_space: AtomicU64,
+    /// Whether replay still reads the live events into the queue: puts wait, so that they
+    /// queue behind the recovered events.
+    load_state: Arc<LoadState>,
     /// Counters.
     pub stats: LogStats,
     /// `in_use.lock` files held for the life of the log.
@@ -187,15 +198,65 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What replay found.
-#[derive(Debug, Default)]
+/// What replay's first pass found: the live events, located but not yet read
+/// ([`Recovered::load`] reads them).
+#[derive(Debug)]
 pub struct Recovered {
-    /// Committed, untaken events in log order.
-    pub events: Vec<(Pointer, Event)>,
+    live: Vec<Found>,
+    files: BTreeMap<u32, PathBuf>,
+    state: Arc<LoadState>,
     /// Whether a checkpoint was used (false: full replay).
     pub from_checkpoint: bool,
-    /// Bytes of log read.
+    /// Bytes of log read by the first pass.
     pub bytes_read: u64,
+}
+
+impl Recovered {
+    /// Number of committed, untaken events.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True when the log holds no live event.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Reads the live events (blocking), handing them to `sink` in log order, a batch at a
+    /// time, until `sink` returns false; then marks the log loaded (puts wait until then),
+    /// also when reading fails. Returns how many events were handed over.
+    ///
+    /// Only `log`'s statistics are written (through a weak reference, after the load), so
+    /// the load keeps no log (nor its directory locks) alive.
+    pub fn load(
+        self,
+        log: &Weak<FileLog>,
+        mut sink: impl FnMut(Vec<(Pointer, Event)>) -> bool,
+    ) -> std::result::Result<usize, String> {
+        struct Done(Arc<LoadState>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                *lock(&self.0.loading) = false;
+                self.0.cv.notify_all();
+            }
+        }
+        let _done = Done(self.state.clone());
+        let started = Instant::now();
+        let cpu0 = process_cpu_ms();
+        let mut n = 0;
+        let r = load(&self.files, &self.live, |batch| {
+            n += batch.len();
+            sink(batch)
+        });
+        if let Some(log) = log.upgrade() {
+            let s = &log.stats;
+            s.replay_load_ms
+                .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            s.replay_load_cpu_ms
+                .store(process_cpu_ms().saturating_sub(cpu0), Ordering::Relaxed);
+        }
+        r.map(|()| n)
+    }
 }
 
 impl FileLog {
@@ -290,44 +351,34 @@ impl FileLog {
             Some(r) => r,
             None => (scan(name, &files, None).map_err(invalid)?, 0, false),
         };
-        let scanned_at = Instant::now();
-        let cpu1 = process_cpu_ms();
-        let mut events = Vec::with_capacity(scanned.live.len());
-        load(&files, &scanned.live, |batch| events.extend(batch)).map_err(invalid)?;
-        tracing::debug!(
-            channel = name,
-            events = events.len(),
-            scan_ms = (scanned_at - started).as_millis() as u64,
-            load_ms = scanned_at.elapsed().as_millis() as u64,
-            "Replay passes done."
-        );
         let stats = LogStats::default();
         stats
             .replay_scan_ms
-            .store((scanned_at - started).as_millis() as u64, Ordering::Relaxed);
-        stats
-            .replay_load_ms
-            .store(scanned_at.elapsed().as_millis() as u64, Ordering::Relaxed);
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
         stats
             .replay_scan_cpu_ms
-            .store(cpu1.saturating_sub(cpu0), Ordering::Relaxed);
-        stats
-            .replay_load_cpu_ms
-            .store(process_cpu_ms().saturating_sub(cpu1), Ordering::Relaxed);
-        let rec = Recovered {
-            events,
-            from_checkpoint,
-            bytes_read: scanned.bytes_read,
-        };
+            .store(process_cpu_ms().saturating_sub(cpu0), Ordering::Relaxed);
         let next_tx = next_tx.max(scanned.max_tx + 1);
         let file_id = files.keys().next_back().copied().unwrap_or(0) + 1;
         let (path, file) = create_log_file(&config, file_id)
             .map_err(|e| io_err(name, "cannot create a log file", e))?;
         files.insert(file_id, path);
+        let n = scanned.live.len();
         let live = LiveSet {
-            ptrs: rec.events.iter().map(|(p, _)| *p).collect(),
-            dead: std::iter::repeat_n(false, rec.events.len()).collect(),
-            len: rec.events.len(),
+            ptrs: scanned.live.iter().map(|(p, _)| *p).collect(),
+            dead: std::iter::repeat_n(false, n).collect(),
+            len: n,
+        };
+        let load_state = Arc::new(LoadState {
+            loading: Mutex::new(true),
+            cv: Condvar::new(),
+        });
+        let rec = Recovered {
+            live: scanned.live,
+            files: files.clone(),
+            state: load_state.clone(),
+            from_checkpoint,
+            bytes_read: scanned.bytes_read,
         };
         let min_space = config.minimum_required_space;
         let log = Arc::new(FileLog {
@@ -350,6 +401,7 @@ impl FileLog {
                 low: None,
             }),
             min_space: AtomicU64::new(min_space),
+            load_state,
             stats,
             _locks: locks,
         });
@@ -358,6 +410,20 @@ impl FileLog {
         // thread writes the next one.
         spawn_checkpointer(&log);
         Ok((log, rec))
+    }
+
+    /// True while replay still reads recovered events into the queue (puts wait).
+    pub fn is_loading(&self) -> bool {
+        *lock(&self.load_state.loading)
+    }
+
+    /// Waits until the recovered events are in the queue (blocking).
+    pub fn wait_loaded(&self) {
+        let st = &self.load_state;
+        let mut l = lock(&st.loading);
+        while *l {
+            l = st.cv.wait(l).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// The settings the log was opened with.
@@ -481,6 +547,8 @@ impl FileLog {
             self.stats.put_errors.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
+        // Puts queue behind the recovered events.
+        self.wait_loaded();
         let tx = self.next_tx.fetch_add(1, Ordering::Relaxed);
         let r = (|| {
             let (end, ptrs) = {
@@ -1025,7 +1093,7 @@ fn load_run(
 fn load(
     files: &BTreeMap<u32, PathBuf>,
     live: &[Found],
-    mut sink: impl FnMut(Vec<(Pointer, Event)>),
+    mut sink: impl FnMut(Vec<(Pointer, Event)>) -> bool,
 ) -> std::result::Result<(), String> {
     let runs = plan_runs(live);
     let threads = std::thread::available_parallelism()
@@ -1034,7 +1102,9 @@ fn load(
         .min(runs.len());
     if threads <= 1 {
         for run in runs {
-            sink(load_run(files, live, run)?);
+            if !sink(load_run(files, live, run)?) {
+                break;
+            }
         }
         return Ok(());
     }
@@ -1073,7 +1143,10 @@ fn load(
             };
             waiting.insert(i, events);
             while let Some(events) = waiting.remove(&want) {
-                sink(events);
+                if !sink(events) {
+                    failed.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
                 want += 1;
             }
         }
