@@ -123,7 +123,12 @@ impl LiveSet {
     }
 
     fn remove(&mut self, p: Pointer) {
-        if let Ok(i) = self.ptrs.binary_search(&p) {
+        // Takes come in queue order: the front, mostly.
+        if self.ptrs.front() == Some(&p) {
+            self.ptrs.pop_front();
+            self.dead.pop_front();
+            self.len -= 1;
+        } else if let Ok(i) = self.ptrs.binary_search(&p) {
             if !self.dead[i] {
                 self.dead[i] = true;
                 self.len -= 1;
@@ -1155,4 +1160,32 @@ fn load(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod live_set_tests {
+    use super::*;
+
+    #[test]
+    fn live_set_keeps_log_order_through_takes_and_returns() {
+        let p = |i: u32| Pointer::new(1, i);
+        let mut s = LiveSet::default();
+        for i in [10, 20, 30, 40, 50] {
+            s.insert(p(i));
+        }
+        s.remove(p(10)); // front
+        s.remove(p(30)); // middle
+        s.remove(p(99)); // unknown
+        assert_eq!(s.to_vec(), vec![p(20), p(40), p(50)]);
+        s.insert(p(30)); // a failed take commit returns it
+        s.insert(p(5)); // out of order
+        assert_eq!(s.to_vec(), vec![p(5), p(20), p(30), p(40), p(50)]);
+        for i in [5, 20, 30, 40] {
+            s.remove(p(i));
+        }
+        assert_eq!(s.to_vec(), vec![p(50)]);
+        assert_eq!((s.len, s.ptrs.len()), (1, 1));
+        s.remove(p(50));
+        assert!(s.to_vec().is_empty());
+    }
 }
