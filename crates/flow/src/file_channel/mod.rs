@@ -23,8 +23,13 @@
 //!   of the last file is cut off.
 //! - A log file is removed once every file up to it holds only taken events and those
 //!   takes are synced (at checkpoint time): replay never needs it again.
-//! - Events are also kept in memory (the queue), so replay reads every live event once;
-//!   `capacity` bounds that memory.
+//! - Events are also kept in memory (the queue); `capacity` bounds that memory. Replay
+//!   reads in two passes: the first (through one reused buffer, keeping no event) finds
+//!   the live puts, and the channel is ready after it; the second reads the live events
+//!   into the queue on a thread of its own while sinks already take, and puts wait until
+//!   it is done (so they queue behind the recovered events).
+//! - Opening writes no checkpoint: the one replay started from stays valid, as the files
+//!   after it are kept until a newer checkpoint is written.
 
 pub mod checkpoint;
 pub mod config;
