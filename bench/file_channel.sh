@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # File channel benchmark (issue 9).
-#  1. In-process (crates/flow/benches/file_channel.rs): producers commit batches of 100 or
-#     1000 events of 100 bytes while a taker drains, memory channel vs file channel, with
-#     fsyncs counted; the disk's fsync cost; replay time with REPLAY_MB in the channel.
+#  1. In-process (crates/flow/benches/file_channel.rs): producers commit batches of 100,
+#     1000 or 10000 events of 100 bytes (BATCHES=100,1000,10000) while a taker drains,
+#     memory channel vs file channel, with fsyncs counted; the disk's fsync cost; replay
+#     with REPLAY_MB in the channel, measured REPLAY_REPEAT times (default 3): time to ready
+#     (takes accepted), to the first take and to all events queued, with CPU seconds and the
+#     load average.
 #  2. Through the agent (bench/agent.sh seq scenario): seq → memory → null and
 #     seq → file → null in the same run (file channel with default settings apart from its
 #     directories, which go under $WORK/fc and are wiped before each run).
 #
 #   bench/file_channel.sh                 # both
 #   EVENTS=4000000 REPLAY_MB=1024 bench/file_channel.sh inprocess
+#   BATCHES= EVENTS=0 REPLAY_MB=1024 BENCH_DIR=/tmp bench/file_channel.sh inprocess   # replay only
 #   SEQ_EVENTS=5000000 bench/file_channel.sh agent
 set -euo pipefail
 cd "$(dirname "$0")/.."

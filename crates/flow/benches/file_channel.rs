@@ -3,7 +3,9 @@
 //!
 //! `cargo bench -p flumen-flow --bench file_channel` (env: `BENCH_DIR` for the data
 //! directory, default the system temp dir; `EVENTS` per run, default 2000000; `PRODUCERS`,
-//! default 4; `REPLAY_MB`, default 256). Prints one line per measurement.
+//! default 4; `REPLAY_MB`, default 256; `REPLAY_REPEAT`, how many times the replay is
+//! measured, default 3; `BATCHES`, the batch sizes of the throughput runs, default
+//! `100,1000,10000`, empty for none). Prints one line per measurement.
 
 #![allow(missing_docs)]
 
@@ -129,7 +131,12 @@ fn main() {
         root.display(),
         fsync_cost(&root)
     );
-    for batch in [100, 1000] {
+    let batches: Vec<usize> = std::env::var("BATCHES")
+        .unwrap_or_else(|_| "100,1000,10000".into())
+        .split(',')
+        .filter_map(|b| b.trim().parse().ok())
+        .collect();
+    for batch in batches {
         for kind in ["memory", "file"] {
             let dir = root.join(format!("{kind}-{batch}"));
             let (ch, log) = rt.block_on(async {
@@ -196,22 +203,43 @@ fn main() {
             .expect("put");
         tx.commit().await.expect("commit");
     });
-    let start = Instant::now();
-    let cpu0 = cpu_seconds();
-    let len = rt.block_on(async {
-        let ch = file_channel::open("replay", conf.clone().into_channel_config())
-            .await
-            .expect("reopen");
-        let len = ch.len();
-        (len, ch)
-    });
-    let (len, ch) = len;
-    println!(
-        "replay: {len} events ({} MB of bodies) ready in {:?} ({:.2} s of CPU)",
-        len / 1000,
-        start.elapsed(),
-        cpu_seconds() - cpu0
-    );
-    drop(ch);
+    // Reopen as after a crash (the log is left as it was: open writes no checkpoint, so
+    // every reopen replays the same), REPLAY_REPEAT times.
+    for _ in 0..env("REPLAY_REPEAT", 3) {
+        let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+        let start = Instant::now();
+        let cpu0 = cpu_seconds();
+        let ch = rt.block_on(async {
+            file_channel::open("replay", conf.clone().into_channel_config())
+                .await
+                .expect("reopen")
+        });
+        let ready = start.elapsed();
+        let cpu = cpu_seconds() - cpu0;
+        let first = rt.block_on(async {
+            let mut tx = ch.transaction();
+            let n = tx.take_batch(1000).await.expect("take");
+            tx.rollback();
+            n
+        });
+        let first_take = start.elapsed();
+        let log = ch.file_log().expect("log");
+        log.wait_loaded();
+        let loaded = start.elapsed();
+        let cpu_loaded = cpu_seconds() - cpu0;
+        let s = &log.stats;
+        let ms = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        println!(
+            "replay: {} events ({} MB of bodies): ready (takes accepted) in {ready:.2?} ({cpu:.2} s of CPU; first pass {} ms, {} ms CPU); first take of {first} events at {first_take:.2?}; all events queued at {loaded:.2?} ({cpu_loaded:.2} s of CPU; second pass {} ms, {} ms CPU); load average {}",
+            ch.len(),
+            ch.len() / 1000,
+            ms(&s.replay_scan_ms),
+            ms(&s.replay_scan_cpu_ms),
+            ms(&s.replay_load_ms),
+            ms(&s.replay_load_cpu_ms),
+            load.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+        );
+        drop(ch);
+    }
     let _ = std::fs::remove_dir_all(&root);
 }

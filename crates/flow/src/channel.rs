@@ -176,15 +176,18 @@ impl MemoryChannel {
         }
     }
 
-    /// A file channel: `log` with the events replay recovered, in order.
+    /// A file channel: `log` with the events replay recovered, in order, and room held
+    /// for `loading` more that replay still reads ([`MemoryChannel::append_recovered`]).
     pub(crate) fn with_log(
         name: &str,
         config: MemoryChannelConfig,
         log: Arc<FileLog>,
         recovered: Vec<(Pointer, Event)>,
+        loading: usize,
     ) -> Self {
         let mut ch = Self::new(name, config);
         let st = ch.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        st.in_flight = loading;
         for (p, e) in recovered {
             st.bytes += e.byte_size() as u64;
             st.queue.push_back(e);
@@ -192,6 +195,28 @@ impl MemoryChannel {
         }
         ch.log = Some(log);
         ch
+    }
+
+    /// File channel replay: queues events read after the channel opened (behind the
+    /// queued ones; puts wait until replay is done) and releases the room held for them.
+    pub(crate) fn append_recovered(&self, events: Vec<(Pointer, Event)>) {
+        let mut st = self.lock();
+        st.in_flight -= events.len().min(st.in_flight);
+        for (p, e) in events {
+            st.bytes += e.byte_size() as u64;
+            st.queue.push_back(e);
+            st.ptrs.push_back(p);
+        }
+        drop(st);
+        self.not_empty.notify_waiters();
+    }
+
+    /// File channel replay: releases room held for `n` events that will not be read.
+    pub(crate) fn release_recovered(&self, n: usize) {
+        let mut st = self.lock();
+        st.in_flight -= n.min(st.in_flight);
+        drop(st);
+        self.not_full.notify_waiters();
     }
 
     /// Logs a file channel transaction, then applies it to the queue (blocking; the

@@ -12,12 +12,12 @@
 //! share the next one. A sink's take transaction is one batch, so a take costs at most one
 //! shared fsync per batch, and after a crash only batches in flight are delivered again.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
@@ -25,7 +25,7 @@ use bytes::Bytes;
 
 use super::checkpoint::{self, Checkpoint};
 use super::config::FileChannelConfig;
-use super::record::{self, Pointer, Record, Stop, FILE_MAGIC, FRAME_HEADER, MAX_RECORD};
+use super::record::{self, Meta, Pointer, Record, FILE_MAGIC, FRAME_HEADER, MAX_RECORD};
 use crate::error::{FlowError, Result};
 use crate::event::Event;
 
@@ -49,6 +49,31 @@ pub struct LogStats {
     pub take_errors: AtomicU64,
     /// Log files removed after all their events were taken.
     pub files_removed: AtomicU64,
+    /// Replay at open: milliseconds of its first pass (finding the live puts).
+    pub replay_scan_ms: AtomicU64,
+    /// Replay at open: milliseconds of its second pass (reading the live events).
+    pub replay_load_ms: AtomicU64,
+    /// Replay at open: CPU milliseconds (user + system, whole process) of the first pass.
+    pub replay_scan_cpu_ms: AtomicU64,
+    /// Replay at open: CPU milliseconds (user + system, whole process) of the second pass.
+    pub replay_load_cpu_ms: AtomicU64,
+}
+
+/// This process's user + system CPU time in milliseconds (Linux `/proc/self/stat`; 0
+/// elsewhere), to tell replay's CPU cost from waiting on a busy machine.
+fn process_cpu_ms() -> u64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return 0;
+    };
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // Clock ticks of 1/100 s on Linux.
+    f.iter().sum::<u64>() * 10
 }
 
 struct Writer {
@@ -60,8 +85,80 @@ struct Writer {
     written: u64,
     files: BTreeMap<u32, PathBuf>,
     /// Put records committed and not yet committed as taken.
-    live: BTreeSet<Pointer>,
+    live: LiveSet,
     buf: Vec<u8>,
+}
+
+/// The live put pointers in log order. Pointers grow with write order, so a put appends;
+/// a take marks its pointer dead (found by binary search), and dead pointers at the
+/// front are dropped (takes come mostly from the front).
+#[derive(Debug, Default)]
+struct LiveSet {
+    ptrs: VecDeque<Pointer>,
+    dead: VecDeque<bool>,
+    len: usize,
+}
+
+impl LiveSet {
+    fn insert(&mut self, p: Pointer) {
+        if self.ptrs.back().is_none_or(|b| *b < p) {
+            self.ptrs.push_back(p);
+            self.dead.push_back(false);
+            self.len += 1;
+            return;
+        }
+        match self.ptrs.binary_search(&p) {
+            Ok(i) => {
+                if self.dead[i] {
+                    self.dead[i] = false;
+                    self.len += 1;
+                }
+            }
+            Err(i) => {
+                self.ptrs.insert(i, p);
+                self.dead.insert(i, false);
+                self.len += 1;
+            }
+        }
+    }
+
+    fn remove(&mut self, p: Pointer) {
+        // Takes come in queue order: the front, mostly.
+        if self.ptrs.front() == Some(&p) {
+            self.ptrs.pop_front();
+            self.dead.pop_front();
+            self.len -= 1;
+        } else if let Ok(i) = self.ptrs.binary_search(&p) {
+            if !self.dead[i] {
+                self.dead[i] = true;
+                self.len -= 1;
+            }
+        }
+        while self.dead.front() == Some(&true) {
+            self.dead.pop_front();
+            self.ptrs.pop_front();
+        }
+    }
+
+    fn to_vec(&self) -> Vec<Pointer> {
+        let mut out = Vec::with_capacity(self.len);
+        out.extend(
+            self.ptrs
+                .iter()
+                .zip(&self.dead)
+                .filter(|(_, d)| !**d)
+                .map(|(p, _)| *p),
+        );
+        out
+    }
+}
+
+/// Whether replay is still reading the recovered events (shared by the log and the
+/// thread reading them).
+#[derive(Debug)]
+struct LoadState {
+    loading: Mutex<bool>,
+    cv: Condvar,
 }
 
 #[derive(Default)]
@@ -87,6 +184,9 @@ pub struct FileLog {
     next_tx: AtomicU64,
     space: Mutex<Space>,
     min_space: AtomicU64,
+    /// Whether replay still reads the live events into the queue: puts wait, so that they
+    /// queue behind the recovered events.
+    load_state: Arc<LoadState>,
     /// Counters.
     pub stats: LogStats,
     /// `in_use.lock` files held for the life of the log.
@@ -103,15 +203,65 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// What replay found.
-#[derive(Debug, Default)]
+/// What replay's first pass found: the live events, located but not yet read
+/// ([`Recovered::load`] reads them).
+#[derive(Debug)]
 pub struct Recovered {
-    /// Committed, untaken events in log order.
-    pub events: Vec<(Pointer, Event)>,
+    live: Vec<Found>,
+    files: BTreeMap<u32, PathBuf>,
+    state: Arc<LoadState>,
     /// Whether a checkpoint was used (false: full replay).
     pub from_checkpoint: bool,
-    /// Bytes of log read.
+    /// Bytes of log read by the first pass.
     pub bytes_read: u64,
+}
+
+impl Recovered {
+    /// Number of committed, untaken events.
+    pub fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// True when the log holds no live event.
+    pub fn is_empty(&self) -> bool {
+        self.live.is_empty()
+    }
+
+    /// Reads the live events (blocking), handing them to `sink` in log order, a batch at a
+    /// time, until `sink` returns false; then marks the log loaded (puts wait until then),
+    /// also when reading fails. Returns how many events were handed over.
+    ///
+    /// Only `log`'s statistics are written (through a weak reference, after the load), so
+    /// the load keeps no log (nor its directory locks) alive.
+    pub fn load(
+        self,
+        log: &Weak<FileLog>,
+        mut sink: impl FnMut(Vec<(Pointer, Event)>) -> bool,
+    ) -> std::result::Result<usize, String> {
+        struct Done(Arc<LoadState>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                *lock(&self.0.loading) = false;
+                self.0.cv.notify_all();
+            }
+        }
+        let _done = Done(self.state.clone());
+        let started = Instant::now();
+        let cpu0 = process_cpu_ms();
+        let mut n = 0;
+        let r = load(&self.files, &self.live, |batch| {
+            n += batch.len();
+            sink(batch)
+        });
+        if let Some(log) = log.upgrade() {
+            let s = &log.stats;
+            s.replay_load_ms
+                .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+            s.replay_load_cpu_ms
+                .store(process_cpu_ms().saturating_sub(cpu0), Ordering::Relaxed);
+        }
+        r.map(|()| n)
+    }
 }
 
 impl FileLog {
@@ -123,6 +273,8 @@ impl FileLog {
     /// log from the last good checkpoint (or from the start), cuts a torn tail, and starts
     /// a new log file. Blocking: call it off the async runtime.
     pub fn open(name: &str, config: FileChannelConfig) -> Result<(Arc<FileLog>, Recovered)> {
+        let started = Instant::now();
+        let cpu0 = process_cpu_ms();
         let mut dirs: Vec<&Path> = vec![&config.checkpoint_dir];
         dirs.extend(config.data_dirs.iter().map(PathBuf::as_path));
         if let Some(b) = &config.backup_checkpoint_dir {
@@ -175,9 +327,9 @@ impl FileLog {
         for dir in &checkpoints {
             match Checkpoint::read(dir) {
                 Ok(None) => {}
-                Ok(Some(cp)) => match replay(name, &files, Some(&cp)) {
+                Ok(Some(cp)) => match scan(name, &files, Some(&cp)) {
                     Ok(r) => {
-                        recovered = Some((r, cp.next_tx));
+                        recovered = Some((r, cp.next_tx, true));
                         break;
                     }
                     Err(why) => {
@@ -193,25 +345,46 @@ impl FileLog {
                 }
             }
         }
-        let ((rec, max_tx), next_tx) = match recovered {
-            Some((r, next)) => (r, next),
-            None => (
-                replay(name, &files, None).map_err(|why| {
-                    io_err(
-                        name,
-                        why,
-                        io::Error::new(io::ErrorKind::InvalidData, "replay"),
-                    )
-                })?,
-                0,
-            ),
+        let invalid = |why: String| {
+            io_err(
+                name,
+                why,
+                io::Error::new(io::ErrorKind::InvalidData, "replay"),
+            )
         };
-        let next_tx = next_tx.max(max_tx + 1);
+        let (scanned, next_tx, from_checkpoint) = match recovered {
+            Some(r) => r,
+            None => (scan(name, &files, None).map_err(invalid)?, 0, false),
+        };
+        let stats = LogStats::default();
+        stats
+            .replay_scan_ms
+            .store(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+        stats
+            .replay_scan_cpu_ms
+            .store(process_cpu_ms().saturating_sub(cpu0), Ordering::Relaxed);
+        let next_tx = next_tx.max(scanned.max_tx + 1);
         let file_id = files.keys().next_back().copied().unwrap_or(0) + 1;
         let (path, file) = create_log_file(&config, file_id)
             .map_err(|e| io_err(name, "cannot create a log file", e))?;
         files.insert(file_id, path);
-        let live = rec.events.iter().map(|(p, _)| *p).collect();
+        let n = scanned.live.len();
+        let live = LiveSet {
+            ptrs: scanned.live.iter().map(|(p, _)| *p).collect(),
+            dead: std::iter::repeat_n(false, n).collect(),
+            len: n,
+        };
+        let load_state = Arc::new(LoadState {
+            loading: Mutex::new(true),
+            cv: Condvar::new(),
+        });
+        let rec = Recovered {
+            live: scanned.live,
+            files: files.clone(),
+            state: load_state.clone(),
+            from_checkpoint,
+            bytes_read: scanned.bytes_read,
+        };
         let min_space = config.minimum_required_space;
         let log = Arc::new(FileLog {
             name: name.to_string(),
@@ -233,14 +406,29 @@ impl FileLog {
                 low: None,
             }),
             min_space: AtomicU64::new(min_space),
-            stats: LogStats::default(),
+            load_state,
+            stats,
             _locks: locks,
         });
-        // A checkpoint now makes the replay just done the new starting point and removes
-        // the files it emptied.
-        log.checkpoint()?;
+        // No checkpoint here: the one replay started from stays valid (files after it are
+        // kept until a newer checkpoint), so the channel is ready sooner; the checkpoint
+        // thread writes the next one.
         spawn_checkpointer(&log);
         Ok((log, rec))
+    }
+
+    /// True while replay still reads recovered events into the queue (puts wait).
+    pub fn is_loading(&self) -> bool {
+        *lock(&self.load_state.loading)
+    }
+
+    /// Waits until the recovered events are in the queue (blocking).
+    pub fn wait_loaded(&self) {
+        let st = &self.load_state;
+        let mut l = lock(&st.loading);
+        while *l {
+            l = st.cv.wait(l).unwrap_or_else(|e| e.into_inner());
+        }
     }
 
     /// The settings the log was opened with.
@@ -364,6 +552,8 @@ impl FileLog {
             self.stats.put_errors.fetch_add(1, Ordering::Relaxed);
             return Err(e);
         }
+        // Puts queue behind the recovered events.
+        self.wait_loaded();
         let tx = self.next_tx.fetch_add(1, Ordering::Relaxed);
         let r = (|| {
             let (end, ptrs) = {
@@ -377,13 +567,15 @@ impl FileLog {
                     record::encode_commit(buf, tx);
                     rel
                 })?;
-                w.live.extend(ptrs.iter().copied());
+                for p in &ptrs {
+                    w.live.insert(*p);
+                }
                 (end, ptrs)
             };
             if let Err(e) = self.sync_to(end) {
                 let mut w = lock(&self.writer);
                 for p in &ptrs {
-                    w.live.remove(p);
+                    w.live.remove(*p);
                 }
                 return Err(e);
             }
@@ -406,20 +598,19 @@ impl FileLog {
             let end = {
                 let mut w = lock(&self.writer);
                 let (end, _) = self.append(&mut w, |buf| {
-                    for p in taken {
-                        record::encode_take(buf, tx, *p);
-                    }
-                    record::encode_commit(buf, tx);
+                    record::encode_takes(buf, tx, taken);
                     Vec::new()
                 })?;
                 for p in taken {
-                    w.live.remove(p);
+                    w.live.remove(*p);
                 }
                 end
             };
             if let Err(e) = self.sync_to(end) {
                 let mut w = lock(&self.writer);
-                w.live.extend(taken.iter().copied());
+                for p in taken {
+                    w.live.insert(*p);
+                }
                 return Err(e);
             }
             Ok(())
@@ -480,7 +671,7 @@ impl FileLog {
                 Checkpoint {
                     position: Pointer::new(w.file_id, w.offset as u32),
                     next_tx: self.next_tx.load(Ordering::Relaxed),
-                    live: w.live.iter().copied().collect(),
+                    live: w.live.to_vec(),
                 },
                 w.written,
             )
@@ -594,12 +785,15 @@ fn spawn_checkpointer(log: &Arc<FileLog>) {
     }
 }
 
-type Replayed = (Recovered, u64);
-
-/// Bytes of a log file read at a time during replay (so replay memory is bounded by the
-/// live events, not by the size of the log files). Tiny in unit tests, so that their
-/// records straddle chunk boundaries.
-const REPLAY_CHUNK: usize = if cfg!(test) { 100 } else { 16 << 20 };
+/// Bytes of a log file the replay scan reads at a time into its one reused buffer, and
+/// the most bytes event loading reads at once. Tiny in unit tests, so that their records
+/// straddle chunk boundaries.
+const SCAN_CHUNK: usize = if cfg!(test) { 100 } else { 32 << 20 };
+/// See [`SCAN_CHUNK`].
+const LOAD_RUN: u64 = if cfg!(test) { 100 } else { 32 << 20 };
+/// Loading reads across a gap of up to this many bytes between two live records instead
+/// of starting a new read.
+const LOAD_GAP: u64 = 4096;
 
 /// How many bytes the frame at the start of `buf` needs: its header, then (once the header
 /// is there) header plus record length; 0 for an impossible length (a torn frame, which
@@ -616,59 +810,102 @@ fn frame_len(buf: &[u8]) -> usize {
     }
 }
 
-/// Replays the log files in id order. With a checkpoint, records before its position only
-/// supply the events of its live pointers; from the position on, transactions are applied
-/// as their commit records appear. Files are read in chunks of [`REPLAY_CHUNK`] bytes.
-/// Returns the live events and the highest transaction id seen, or why the checkpoint does
-/// not fit the files.
-fn replay(
+/// A live put: its pointer and the length of its frame.
+type Found = (Pointer, u32);
+
+/// What replay's first pass found.
+#[derive(Debug, Default)]
+struct Scanned {
+    /// Committed, untaken puts in log order.
+    live: Vec<Found>,
+    max_tx: u64,
+    bytes_read: u64,
+}
+
+fn not_held(p: Pointer) -> String {
+    format!(
+        "the checkpoint lists an event at file {} offset {} that the log does not hold",
+        p.file_id(),
+        p.offset()
+    )
+}
+
+/// Replay's first pass: finds the live puts without keeping any event, reading each log
+/// file sequentially through one reused buffer.
+///
+/// With a checkpoint, files before its position are read only from their first live put
+/// on (files without one are skipped) and only the records at the checkpoint's live
+/// pointers are checked (checksum, kind); from the position on, every record is checked
+/// and transactions are applied as their commits appear. A torn or corrupt record ends
+/// its file (the tail of the last file is cut off). Returns why the checkpoint does not
+/// fit the files, if it does not.
+fn scan(
     name: &str,
     files: &BTreeMap<u32, PathBuf>,
     cp: Option<&Checkpoint>,
-) -> std::result::Result<Replayed, String> {
+) -> std::result::Result<Scanned, String> {
     let start = cp.map_or(Pointer(0), |c| c.position);
-    // Live puts with the chunk their body lies in.
-    let mut live: BTreeMap<Pointer, Option<(usize, Event)>> = BTreeMap::new();
-    if let Some(cp) = cp {
-        live.extend(cp.live.iter().map(|p| (*p, None)));
+    let mut cp_live: Vec<Pointer> = cp.map(|c| c.live.clone()).unwrap_or_default();
+    if !cp_live.windows(2).all(|w| w[0] < w[1]) {
+        cp_live.sort_unstable();
+        cp_live.dedup();
     }
-    type Pending = (Vec<(Pointer, usize, Event)>, Vec<Pointer>);
+    let mut li = 0usize;
+    let mut pre: Vec<Found> = Vec::with_capacity(cp_live.len());
+    let mut post: Vec<Found> = Vec::new();
+    let mut taken: HashSet<Pointer> = HashSet::new();
+    type Pending = (Vec<Found>, Vec<Pointer>);
     let mut pending: HashMap<u64, Pending> = HashMap::new();
-    let mut max_tx = 0;
+    let mut max_tx = 0u64;
     let mut bytes_read = 0u64;
-    // Size of every chunk read, by chunk number.
-    let mut chunk_sizes: Vec<u64> = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
     let last_id = files.keys().next_back().copied();
+    let magic_len = FILE_MAGIC.len() as u64;
     for (&id, path) in files {
+        if let Some(p) = cp_live.get(li).filter(|p| p.file_id() < id) {
+            return Err(not_held(*p));
+        }
+        let file_live_end = li + cp_live[li..].partition_point(|p| p.file_id() == id);
+        let in_file = &cp_live[li..file_live_end];
+        let (begin, stop) = if id < start.file_id() {
+            match (in_file.first(), in_file.last()) {
+                (Some(first), Some(last)) => (first.offset() as u64, Some(*last)),
+                _ => continue,
+            }
+        } else if id == start.file_id() {
+            let first = in_file.first().map_or(start.offset(), |p| p.offset());
+            (first.min(start.offset()) as u64, None)
+        } else {
+            (magic_len, None)
+        };
+        let begin = begin.max(magic_len);
         let cannot = |e: io::Error| format!("cannot read {}: {e}", path.display());
-        // Read sequentially from the start: the header, then chunk after chunk.
         let mut file = File::open(path).map_err(cannot)?;
         let size = file.metadata().map_err(cannot)?.len();
-        bytes_read += size;
-        let is_last = Some(id) == last_id;
         let mut magic = [0u8; FILE_MAGIC.len()];
-        if size < FILE_MAGIC.len() as u64
-            || file.read_exact(&mut magic).is_err()
-            || &magic != FILE_MAGIC
-        {
+        if size < magic_len || file.read_exact(&mut magic).is_err() || &magic != FILE_MAGIC {
             tracing::warn!(channel = name, file = %path.display(), "Log file without a valid header; ignoring it.");
             continue;
         }
-        // The window: file bytes [pos, pos + data.len()) in memory; `at` indexes it.
-        let mut pos = FILE_MAGIC.len() as u64;
-        let mut data = Bytes::new();
+        file.seek(SeekFrom::Start(begin)).map_err(cannot)?;
+        bytes_read += size.saturating_sub(begin);
+        let is_last = Some(id) == last_id;
+        // The window: file bytes [pos, pos + buf.len()) are in `buf`; `at` indexes it.
+        let mut pos = begin;
         let mut at = 0usize;
-        let mut chunk = 0usize;
+        buf.clear();
         loop {
-            let rest = data.len() - at;
+            let rest = buf.len() - at;
             let file_at = pos + at as u64;
-            let need = frame_len(&data[at..]);
-            let unread = size - (pos + data.len() as u64);
+            let need = frame_len(&buf[at..]);
+            let unread = size.saturating_sub(pos + buf.len() as u64);
             if rest < need && unread > 0 {
-                let more = (need - rest).max(REPLAY_CHUNK).min(unread as usize);
-                let mut buf = Vec::with_capacity(rest + more);
-                buf.extend_from_slice(&data[at..]);
-                // The file's cursor is at pos + data.len(): the window's end.
+                buf.copy_within(at.., 0);
+                buf.truncate(rest);
+                pos = file_at;
+                at = 0;
+                let more = (need - rest).max(SCAN_CHUNK).min(unread as usize);
+                // The file's cursor is at the window's end.
                 let got = (&mut file)
                     .take(more as u64)
                     .read_to_end(&mut buf)
@@ -676,102 +913,279 @@ fn replay(
                 if got < more {
                     return Err(format!("{} shrank while being read", path.display()));
                 }
-                pos = file_at;
-                at = 0;
-                data = Bytes::from(buf);
-                chunk = chunk_sizes.len();
-                chunk_sizes.push(data.len() as u64);
                 continue;
             }
-            match record::decode(&data, at) {
-                Ok((rec, n)) => {
-                    let ptr = Pointer::new(id, file_at as u32);
-                    if ptr < start {
-                        if let Record::Put { event, .. } = rec {
-                            if let Some(slot) = live.get_mut(&ptr) {
-                                *slot = Some((chunk, event));
-                            }
+            if rest == 0 {
+                break; // the end of the file, at a record boundary
+            }
+            let ptr = Pointer::new(id, file_at as u32);
+            let torn = if need == 0 || rest < need {
+                true
+            } else if ptr < start {
+                // Before the checkpoint: only the checkpoint's live puts matter.
+                match cp_live[li..file_live_end].first() {
+                    Some(p) if *p == ptr => match record::check(&buf[at..at + need]) {
+                        Ok((Meta::Put(_), _)) => {
+                            pre.push((ptr, need as u32));
+                            li += 1;
                         }
-                    } else {
-                        match rec {
-                            Record::Put { tx, event } => {
+                        _ => return Err(not_held(ptr)),
+                    },
+                    Some(p) if *p < ptr => return Err(not_held(*p)),
+                    _ => {}
+                }
+                if stop == Some(ptr) {
+                    break;
+                }
+                false
+            } else {
+                match record::check(&buf[at..at + need]) {
+                    Ok((meta, _)) => {
+                        match meta {
+                            Meta::Put(tx) => {
                                 max_tx = max_tx.max(tx);
-                                pending.entry(tx).or_default().0.push((ptr, chunk, event));
+                                pending.entry(tx).or_default().0.push((ptr, need as u32));
                             }
-                            Record::Take { tx, target } => {
+                            Meta::Take(tx, target) => {
                                 max_tx = max_tx.max(tx);
                                 pending.entry(tx).or_default().1.push(target);
                             }
-                            Record::Commit { tx } => {
+                            Meta::Commit(tx) => {
                                 max_tx = max_tx.max(tx);
                                 if let Some((puts, takes)) = pending.remove(&tx) {
-                                    for (p, c, e) in puts {
-                                        live.insert(p, Some((c, e)));
-                                    }
-                                    for t in takes {
-                                        live.remove(&t);
-                                    }
+                                    post.extend(puts);
+                                    taken.extend(takes);
                                 }
                             }
-                            Record::Rollback { tx } => {
+                            Meta::Rollback(tx) => {
                                 max_tx = max_tx.max(tx);
                                 pending.remove(&tx);
                             }
+                            Meta::Takes(tx, targets) => {
+                                max_tx = max_tx.max(tx);
+                                taken.extend(targets);
+                            }
                         }
+                        false
                     }
-                    at += n;
+                    Err(_) => true,
                 }
-                Err(Stop::End) => break,
-                Err(Stop::Torn) => {
-                    if is_last {
-                        tracing::warn!(channel = name, file = %path.display(), offset = file_at, "Cutting the torn tail of the log.");
-                        if let Err(e) = OpenOptions::new()
-                            .write(true)
-                            .open(path)
-                            .and_then(|f| f.set_len(file_at).and_then(|()| f.sync_all()))
-                        {
-                            return Err(format!("cannot cut {}: {e}", path.display()));
-                        }
-                    } else {
-                        tracing::error!(channel = name, file = %path.display(), offset = file_at, "Corrupt record inside the log; the rest of this file is skipped.");
+            };
+            if torn {
+                if is_last {
+                    tracing::warn!(channel = name, file = %path.display(), offset = file_at, "Cutting the torn tail of the log.");
+                    if let Err(e) = OpenOptions::new()
+                        .write(true)
+                        .open(path)
+                        .and_then(|f| f.set_len(file_at).and_then(|()| f.sync_all()))
+                    {
+                        return Err(format!("cannot cut {}: {e}", path.display()));
                     }
-                    break;
+                } else {
+                    tracing::error!(channel = name, file = %path.display(), offset = file_at, "Corrupt record inside the log; the rest of this file is skipped.");
                 }
+                break;
             }
+            at += need;
         }
     }
-    // Bodies stay slices of the chunk buffers (no copy) when most of a chunk is live: its
-    // buffer is freed once its last event is taken. Chunks mostly taken get their few live
-    // bodies copied out, so a large buffer is not kept in memory for them.
-    let mut live_bytes: HashMap<usize, u64> = HashMap::new();
-    for (c, e) in live.values().flatten() {
-        *live_bytes.entry(*c).or_default() += e.body.len() as u64;
+    if let Some(p) = cp_live.get(li) {
+        return Err(not_held(*p));
     }
-    let mut events = Vec::with_capacity(live.len());
-    for (p, e) in live {
-        match e {
-            Some((c, mut e)) => {
-                let size = chunk_sizes.get(c).copied().unwrap_or(0);
-                if live_bytes.get(&c).copied().unwrap_or(0) * 2 < size {
-                    e.body = Bytes::copy_from_slice(&e.body);
-                }
-                events.push((p, e));
+    if !post.windows(2).all(|w| w[0].0 < w[1].0) {
+        post.sort_unstable_by_key(|f| f.0);
+    }
+    let mut live = pre;
+    live.extend(post);
+    if !taken.is_empty() {
+        live.retain(|(p, _)| !taken.contains(p));
+    }
+    Ok(Scanned {
+        live,
+        max_tx,
+        bytes_read,
+    })
+}
+
+/// A run of live puts read with one `read`: file bytes `[start, end)` hold
+/// `live[first..first + count]`.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    file_id: u32,
+    start: u64,
+    end: u64,
+    first: usize,
+    count: usize,
+}
+
+/// Groups the live puts into runs of at most [`LOAD_RUN`] bytes (a single larger record
+/// gets a run of its own), reading across gaps of up to [`LOAD_GAP`] bytes.
+fn plan_runs(live: &[Found]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for (i, (p, len)) in live.iter().enumerate() {
+        let (off, end) = (p.offset() as u64, p.offset() as u64 + *len as u64);
+        match runs.last_mut() {
+            Some(r)
+                if r.file_id == p.file_id()
+                    && off >= r.end
+                    && off - r.end <= LOAD_GAP
+                    && end - r.start <= LOAD_RUN =>
+            {
+                r.end = end;
+                r.count += 1;
             }
-            None => {
+            _ => runs.push(Run {
+                file_id: p.file_id(),
+                start: off,
+                end,
+                first: i,
+                count: 1,
+            }),
+        }
+    }
+    runs
+}
+
+/// Reads one run and decodes its events (bodies are slices of the run's buffer, or
+/// copies when most of the buffer is not live).
+fn load_run(
+    files: &BTreeMap<u32, PathBuf>,
+    live: &[Found],
+    run: Run,
+) -> std::result::Result<Vec<(Pointer, Event)>, String> {
+    let path = files
+        .get(&run.file_id)
+        .ok_or_else(|| format!("log file {} disappeared", run.file_id))?;
+    let cannot = |e: io::Error| format!("cannot read {}: {e}", path.display());
+    let mut file = File::open(path).map_err(cannot)?;
+    file.seek(SeekFrom::Start(run.start)).map_err(cannot)?;
+    let size = (run.end - run.start) as usize;
+    let mut buf = Vec::with_capacity(size);
+    let got = file
+        .take(size as u64)
+        .read_to_end(&mut buf)
+        .map_err(cannot)?;
+    if got < size {
+        return Err(format!("{} shrank while being read", path.display()));
+    }
+    let data = Bytes::from(buf);
+    let found = &live[run.first..run.first + run.count];
+    let live_bytes: u64 = found.iter().map(|(_, n)| *n as u64).sum();
+    let copy = live_bytes * 2 < size as u64;
+    let mut out = Vec::with_capacity(found.len());
+    for (p, len) in found {
+        match record::decode(&data, (p.offset() as u64 - run.start) as usize) {
+            Ok((Record::Put { mut event, .. }, n)) if n == *len as usize => {
+                if copy {
+                    event.body = Bytes::copy_from_slice(&event.body);
+                }
+                out.push((*p, event));
+            }
+            _ => {
                 return Err(format!(
-                    "the checkpoint lists an event at file {} offset {} that the log does not hold",
+                    "the event at file {} offset {} changed since it was first read",
                     p.file_id(),
                     p.offset()
                 ))
             }
         }
     }
-    Ok((
-        Recovered {
-            events,
-            from_checkpoint: cp.is_some(),
-            bytes_read,
-        },
-        max_tx,
-    ))
+    Ok(out)
+}
+
+/// Replay's second pass: reads the live events, several runs at a time on
+/// `available_parallelism` threads, and hands them to `sink` in log order.
+fn load(
+    files: &BTreeMap<u32, PathBuf>,
+    live: &[Found],
+    mut sink: impl FnMut(Vec<(Pointer, Event)>) -> bool,
+) -> std::result::Result<(), String> {
+    let runs = plan_runs(live);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4)
+        .min(runs.len());
+    if threads <= 1 {
+        for run in runs {
+            if !sink(load_run(files, live, run)?) {
+                break;
+            }
+        }
+        return Ok(());
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        for _ in 0..threads {
+            let tx = tx.clone();
+            let (next, failed, runs) = (&next, &failed, &runs);
+            s.spawn(move || loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= runs.len() || failed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let r = load_run(files, live, runs[i]);
+                if r.is_err() {
+                    failed.store(true, Ordering::Relaxed);
+                }
+                if tx.send((i, r)).is_err() {
+                    return;
+                }
+            });
+        }
+        drop(tx);
+        // Hand the runs over in order.
+        let mut waiting: BTreeMap<usize, Vec<(Pointer, Event)>> = BTreeMap::new();
+        let mut want = 0;
+        for (i, r) in rx {
+            let events = match r {
+                Ok(events) => events,
+                Err(e) => {
+                    failed.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            };
+            waiting.insert(i, events);
+            while let Some(events) = waiting.remove(&want) {
+                if !sink(events) {
+                    failed.store(true, Ordering::Relaxed);
+                    return Ok(());
+                }
+                want += 1;
+            }
+        }
+        if want < runs.len() {
+            return Err("loading the log's events stopped early".to_string());
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod live_set_tests {
+    use super::*;
+
+    #[test]
+    fn live_set_keeps_log_order_through_takes_and_returns() {
+        let p = |i: u32| Pointer::new(1, i);
+        let mut s = LiveSet::default();
+        for i in [10, 20, 30, 40, 50] {
+            s.insert(p(i));
+        }
+        s.remove(p(10)); // front
+        s.remove(p(30)); // middle
+        s.remove(p(99)); // unknown
+        assert_eq!(s.to_vec(), vec![p(20), p(40), p(50)]);
+        s.insert(p(30)); // a failed take commit returns it
+        s.insert(p(5)); // out of order
+        assert_eq!(s.to_vec(), vec![p(5), p(20), p(30), p(40), p(50)]);
+        for i in [5, 20, 30, 40] {
+            s.remove(p(i));
+        }
+        assert_eq!(s.to_vec(), vec![p(50)]);
+        assert_eq!((s.len, s.ptrs.len()), (1, 1));
+        s.remove(p(50));
+        assert!(s.to_vec().is_empty());
+    }
 }

@@ -23,8 +23,13 @@
 //!   of the last file is cut off.
 //! - A log file is removed once every file up to it holds only taken events and those
 //!   takes are synced (at checkpoint time): replay never needs it again.
-//! - Events are also kept in memory (the queue), so replay reads every live event once;
-//!   `capacity` bounds that memory.
+//! - Events are also kept in memory (the queue); `capacity` bounds that memory. Replay
+//!   reads in two passes: the first (through one reused buffer, keeping no event) finds
+//!   the live puts, and the channel is ready after it; the second reads the live events
+//!   into the queue on a thread of its own while sinks already take, and puts wait until
+//!   it is done (so they queue behind the recovered events).
+//! - Opening writes no checkpoint: the one replay started from stays valid, as the files
+//!   after it are kept until a newer checkpoint is written.
 
 pub mod checkpoint;
 pub mod config;
@@ -56,8 +61,11 @@ impl FileChannelConfig {
     }
 }
 
-/// Opens the file channel `name` described by `config.file` (replaying its log) on a
-/// blocking thread.
+/// Opens the file channel `name` described by `config.file`: replay's first pass (finding
+/// the live events) runs on a blocking thread before this returns; the events are then
+/// read into the queue by a thread of their own while the channel already serves takes
+/// (puts wait until they are all queued, so they queue behind them; see
+/// [`FileLog::is_loading`]).
 pub async fn open(name: &str, config: MemoryChannelConfig) -> Result<Arc<MemoryChannel>> {
     let Some(file) = config.file.clone() else {
         return Ok(config.build(name));
@@ -68,15 +76,34 @@ pub async fn open(name: &str, config: MemoryChannelConfig) -> Result<Arc<MemoryC
         let (log, rec) = FileLog::open(&name, file)?;
         tracing::info!(
             channel = %name,
-            events = rec.events.len(),
+            events = rec.len(),
             bytes_read = rec.bytes_read,
             from_checkpoint = rec.from_checkpoint,
             ms = started.elapsed().as_millis() as u64,
-            "Replayed the file channel's log."
+            "Replayed the file channel's log; reading its events."
         );
-        Ok(Arc::new(MemoryChannel::with_log(
-            &name, config, log, rec.events,
-        )))
+        let total = rec.len();
+        let ch = Arc::new(MemoryChannel::with_log(
+            &name,
+            config,
+            log.clone(),
+            Vec::new(),
+            total,
+        ));
+        let (weak_ch, weak_log) = (Arc::downgrade(&ch), Arc::downgrade(&log));
+        drop(log);
+        let thread_name = name.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("replay-{name}"))
+            .spawn(move || load_in_background(&thread_name, rec, weak_ch, weak_log));
+        if let Err(e) = spawned {
+            return Err(FlowError::Io {
+                component: format!("channel {name}"),
+                message: "cannot start the replay thread".into(),
+                source: e,
+            });
+        }
+        Ok(ch)
     })
     .await
     .map_err(|e| FlowError::Io {
@@ -84,6 +111,43 @@ pub async fn open(name: &str, config: MemoryChannelConfig) -> Result<Arc<MemoryC
         message: "open task failed".into(),
         source: std::io::Error::other(e.to_string()),
     })?
+}
+
+/// Reads the recovered events into the channel, until done or the channel is dropped.
+fn load_in_background(
+    name: &str,
+    rec: log::Recovered,
+    ch: std::sync::Weak<MemoryChannel>,
+    log: std::sync::Weak<FileLog>,
+) {
+    let total = rec.len();
+    let started = std::time::Instant::now();
+    // Only a weak reference to the channel is kept between batches, so dropping the
+    // channel ends the load at the next batch.
+    let mut queued = 0;
+    let r = rec.load(&log, |batch| match ch.upgrade() {
+        Some(ch) => {
+            queued += batch.len();
+            ch.append_recovered(batch);
+            true
+        }
+        None => false,
+    });
+    if let Err(error) = &r {
+        tracing::error!(%error, channel = name, "Cannot read the file channel's recovered events; they stay in the log and are read again at the next start.");
+    } else {
+        tracing::info!(
+            channel = name,
+            events = queued,
+            ms = started.elapsed().as_millis() as u64,
+            "Read the file channel's recovered events."
+        );
+    }
+    if queued < total {
+        if let Some(ch) = ch.upgrade() {
+            ch.release_recovered(total - queued);
+        }
+    }
 }
 
 /// Writes a last checkpoint of every file channel with `checkpointOnClose` (agent

@@ -10,6 +10,12 @@
 //! | `2` take | the [`Pointer`] of the put it takes (`u64`) |
 //! | `3` commit | – |
 //! | `4` rollback | – |
+//! | `5` committed takes | count `u32`, then the [`Pointer`] (`u64`) of each put it takes |
+//!
+//! A take transaction is written as one type-5 record (its checksum makes it all or
+//! nothing, so it needs no commit record); type `2` take records (with a commit record) are
+//! still read. A put transaction is its put records followed by a commit record; a put's
+//! [`Pointer`] is the offset of its frame, so replay can read any put directly.
 //!
 //! A reader that finds a frame whose length runs past the end of the data, a zero length,
 //! or a checksum that does not match stops there: that is a torn (partly written) tail.
@@ -29,6 +35,7 @@ const PUT: u8 = 1;
 const TAKE: u8 = 2;
 const COMMIT: u8 = 3;
 const ROLLBACK: u8 = 4;
+const TAKES: u8 = 5;
 
 /// Where a put record lives: log file id in the high 32 bits, byte offset in the low 32
 /// (Flume's `FlumeEventPointer`). Pointers grow with write order.
@@ -77,6 +84,13 @@ pub enum Record {
         /// Transaction id.
         tx: u64,
     },
+    /// Transaction `tx` took the events put at `targets` and committed.
+    Takes {
+        /// Transaction id.
+        tx: u64,
+        /// The put records taken.
+        targets: Vec<Pointer>,
+    },
 }
 
 fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
@@ -112,6 +126,19 @@ pub fn encode_take(out: &mut Vec<u8>, tx: u64, target: Pointer) {
         b.push(TAKE);
         b.extend_from_slice(&tx.to_le_bytes());
         b.extend_from_slice(&target.0.to_le_bytes());
+    });
+}
+
+/// Appends one committed take record for all of `targets` to `out`.
+pub fn encode_takes(out: &mut Vec<u8>, tx: u64, targets: &[Pointer]) {
+    frame(out, |b| {
+        b.reserve(13 + targets.len() * 8);
+        b.push(TAKES);
+        b.extend_from_slice(&tx.to_le_bytes());
+        b.extend_from_slice(&(targets.len() as u32).to_le_bytes());
+        for t in targets {
+            b.extend_from_slice(&t.0.to_le_bytes());
+        }
     });
 }
 
@@ -164,6 +191,69 @@ pub fn decode(data: &Bytes, at: usize) -> Result<(Record, usize), Stop> {
     Ok((rec, FRAME_HEADER + len))
 }
 
+/// A record's kind and transaction without its event (replay's first pass).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Meta {
+    /// A put by transaction `tx`.
+    Put(u64),
+    /// Transaction `tx` took the put at the pointer.
+    Take(u64, Pointer),
+    /// Transaction `tx` committed.
+    Commit(u64),
+    /// Transaction `tx` rolled back.
+    Rollback(u64),
+    /// Transaction `tx` took these puts and committed.
+    Takes(u64, Vec<Pointer>),
+}
+
+/// Checks the frame at the start of `buf` (length and checksum) and reads its kind and
+/// transaction, without decoding an event: the meta data and the frame's length.
+pub fn check(buf: &[u8]) -> Result<(Meta, usize), Stop> {
+    if buf.is_empty() {
+        return Err(Stop::End);
+    }
+    if buf.len() < FRAME_HEADER {
+        return Err(Stop::Torn);
+    }
+    let len = u32::from_le_bytes(buf[0..4].try_into().unwrap_or_default()) as usize;
+    let crc = u32::from_le_bytes(buf[4..8].try_into().unwrap_or_default());
+    if !(9..=MAX_RECORD).contains(&len) || buf.len() - FRAME_HEADER < len {
+        return Err(Stop::Torn);
+    }
+    let body = &buf[FRAME_HEADER..FRAME_HEADER + len];
+    if crc32c::crc32c(body) != crc {
+        return Err(Stop::Torn);
+    }
+    let u64_at = |i: usize| {
+        body.get(i..i + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
+    };
+    let tx = u64_at(1).ok_or(Stop::Torn)?;
+    let meta = match body[0] {
+        PUT => Meta::Put(tx),
+        TAKE if len == 17 => Meta::Take(tx, Pointer(u64_at(9).ok_or(Stop::Torn)?)),
+        COMMIT if len == 9 => Meta::Commit(tx),
+        ROLLBACK if len == 9 => Meta::Rollback(tx),
+        TAKES => {
+            let n = body
+                .get(9..13)
+                .map(|b| u32::from_le_bytes(b.try_into().unwrap_or_default()) as usize)
+                .ok_or(Stop::Torn)?;
+            if len != 13 + n * 8 {
+                return Err(Stop::Torn);
+            }
+            Meta::Takes(
+                tx,
+                (0..n)
+                    .map(|i| u64_at(13 + i * 8).map(Pointer).ok_or(Stop::Torn))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        _ => return Err(Stop::Torn),
+    };
+    Ok((meta, FRAME_HEADER + len))
+}
+
 fn parse_body(data: &Bytes, start: usize, end: usize) -> Option<Record> {
     let mut r = Reader {
         data,
@@ -194,6 +284,14 @@ fn parse_body(data: &Bytes, start: usize, end: usize) -> Option<Record> {
         },
         COMMIT => Record::Commit { tx },
         ROLLBACK => Record::Rollback { tx },
+        TAKES => {
+            let n = r.u32()? as usize;
+            let mut targets = Vec::with_capacity(n.min(end - start));
+            for _ in 0..n {
+                targets.push(Pointer(r.u64()?));
+            }
+            Record::Takes { tx, targets }
+        }
         _ => return None,
     };
     (r.pos == end).then_some(rec)
@@ -262,6 +360,10 @@ mod tests {
                 target: Pointer::new(3, 1234),
             },
             Record::Rollback { tx: 8 },
+            Record::Takes {
+                tx: 9,
+                targets: vec![Pointer::new(3, 8), Pointer::new(4, 16)],
+            },
         ];
         let mut out = Vec::new();
         for r in &recs {
@@ -270,6 +372,7 @@ mod tests {
                 Record::Take { tx, target } => encode_take(&mut out, *tx, *target),
                 Record::Commit { tx } => encode_commit(&mut out, *tx),
                 Record::Rollback { tx } => encode_rollback(&mut out, *tx),
+                Record::Takes { tx, targets } => encode_takes(&mut out, *tx, targets),
             }
         }
         (out, recs)
@@ -312,6 +415,8 @@ mod tests {
                     encode_commit(&mut no_last, *tx)
                 } else if let Record::Take { tx, target } = r {
                     encode_take(&mut no_last, *tx, *target)
+                } else if let Record::Rollback { tx } = r {
+                    encode_rollback(&mut no_last, *tx)
                 }
             }
             decode_all(&Bytes::from(no_last))
@@ -338,6 +443,36 @@ mod tests {
             let (got, _, _) = decode_all(&Bytes::from(bad));
             assert!(got.len() < recs.len(), "flip at {i} went unnoticed");
             assert_eq!(got[..], recs[..got.len()]);
+        }
+    }
+
+    #[test]
+    fn check_agrees_with_decode() {
+        let (buf, recs) = sample();
+        let mut at = 0;
+        for r in &recs {
+            let (meta, n) = check(&buf[at..]).unwrap();
+            let want = match r {
+                Record::Put { tx, .. } => Meta::Put(*tx),
+                Record::Take { tx, target } => Meta::Take(*tx, *target),
+                Record::Commit { tx } => Meta::Commit(*tx),
+                Record::Rollback { tx } => Meta::Rollback(*tx),
+                Record::Takes { tx, targets } => Meta::Takes(*tx, targets.clone()),
+            };
+            assert_eq!(meta, want);
+            at += n;
+        }
+        assert_eq!(check(&buf[at..]), Err(Stop::End));
+        for i in 0..buf.len() {
+            let mut bad = buf.clone();
+            bad[i] ^= 0x40;
+            let mut at = 0;
+            let mut ok = 0;
+            while let Ok((_, n)) = check(&bad[at..]) {
+                at += n;
+                ok += 1;
+            }
+            assert!(ok < recs.len(), "flip at {i} went unnoticed");
         }
     }
 }

@@ -24,8 +24,14 @@ fn config(root: &Path) -> FileChannelConfig {
     }
 }
 
+/// Opens the channel and waits until replay has queued the recovered events.
 async fn open_ch(c: &FileChannelConfig) -> Arc<MemoryChannel> {
-    open("c1", c.clone().into_channel_config()).await.unwrap()
+    let ch = open("c1", c.clone().into_channel_config()).await.unwrap();
+    let log = ch.file_log().unwrap().clone();
+    tokio::task::spawn_blocking(move || log.wait_loaded())
+        .await
+        .unwrap();
+    ch
 }
 
 async fn put(ch: &Arc<MemoryChannel>, bodies: impl IntoIterator<Item = String>) {
@@ -337,4 +343,28 @@ async fn committed_takes_are_durable() {
     drop(ch);
     let ch = open_ch(&config(crashed2.path())).await;
     assert_eq!(drain(&ch).await, names(7..10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn puts_queue_behind_events_replay_still_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = config(dir.path());
+    let ch = open_ch(&c).await;
+    for b in 0..20 {
+        put(&ch, names(b * 100..b * 100 + 100)).await;
+    }
+    drop(ch);
+    // Reopen without waiting for the load: a put commits only once the recovered events
+    // are queued, behind them.
+    let ch = open("c1", c.clone().into_channel_config()).await.unwrap();
+    put(&ch, vec!["new".to_string()]).await;
+    assert!(!ch.file_log().unwrap().is_loading());
+    assert_eq!(ch.len(), 2001);
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.extend(take(&ch, 1000).await);
+    }
+    let mut want = names(0..2000);
+    want.push("new".to_string());
+    assert_eq!(got, want);
 }
