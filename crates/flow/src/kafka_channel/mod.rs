@@ -467,7 +467,14 @@ impl KafkaLog {
             let _ = h.join();
         }
         if self.started.load(Ordering::SeqCst) {
-            self.consumer().unsubscribe();
+            // Leave the group now (bounded), so the next member needs no session timeout.
+            let c = self.consumer();
+            if c.close_queue().is_ok() {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !c.closed() && Instant::now() < deadline {
+                    let _ = c.poll(Duration::from_millis(100));
+                }
+            }
         }
         use rdkafka::producer::Producer;
         let _ = self.producer.flush(Duration::from_secs(5));
