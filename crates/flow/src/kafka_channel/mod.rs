@@ -343,6 +343,7 @@ impl KafkaLog {
     /// Waits until the topic exists (a put creates it), checking `stop`.
     fn wait_for_topic(&self) -> bool {
         let mut warned = false;
+        let mut told = false;
         while !self.stopped() {
             match self
                 .consumer()
@@ -356,6 +357,10 @@ impl KafkaLog {
                     }) =>
                 {
                     return true
+                }
+                Ok(_) if !told => {
+                    told = true;
+                    tracing::info!(channel = %self.name, topic = %self.config.topic, "Waiting for the Kafka channel's topic to exist (a put creates it where the broker creates topics on demand).");
                 }
                 Ok(_) => {}
                 Err(error) if !warned => {
@@ -382,7 +387,7 @@ impl KafkaLog {
         }
         tracing::info!(channel = %self.name, topic = %self.config.topic, group = self.config.group(), "Kafka channel consumer subscribed.");
         let mut paused = false;
-        let mut batch: Vec<(Pointer, Event)> = Vec::new();
+        let mut fetched: Vec<(tracker::Position, Event)> = Vec::new();
         while !self.stopped() {
             let Some(ch) = channel.upgrade() else { break };
             let revoked = std::mem::take(&mut *lock(&consumer.context().revoked));
@@ -419,12 +424,11 @@ impl KafkaLog {
             let started = Instant::now();
             let max = room.clamp(1, FETCH_BATCH);
             let mut timeout = wait;
-            while batch.len() < max {
+            while fetched.len() < max {
                 match consumer.poll(timeout) {
                     Some(Ok(m)) => {
                         let event = self.to_event(m.payload().unwrap_or_default(), m.offset());
-                        let ptr = lock(&self.tracker).fetched((m.partition(), m.offset()));
-                        batch.push((ptr, event));
+                        fetched.push(((m.partition(), m.offset()), event));
                         timeout = Duration::ZERO;
                     }
                     Some(Err(error)) => {
@@ -437,11 +441,17 @@ impl KafkaLog {
             self.stats
                 .get_ms
                 .fetch_add(millis(started), Ordering::Relaxed);
-            if !batch.is_empty() {
-                match channel.upgrade() {
-                    Some(ch) => ch.push_fetched(std::mem::take(&mut batch)),
-                    None => break,
-                }
+            if !fetched.is_empty() {
+                let Some(ch) = channel.upgrade() else { break };
+                // Tracked before they become visible: a take commit finds every event.
+                let batch: Vec<(Pointer, Event)> = {
+                    let mut t = lock(&self.tracker);
+                    fetched
+                        .drain(..)
+                        .map(|(pos, e)| (t.fetched(pos), e))
+                        .collect()
+                };
+                ch.push_fetched(batch);
             }
         }
         tracing::debug!(channel = %self.name, "Kafka channel consumer stopped.");
@@ -517,3 +527,6 @@ pub fn attributes(log: &KafkaLog) -> Vec<(String, String)> {
         ("RollbackCount".into(), n(&s.rollbacks)),
     ]
 }
+
+#[cfg(test)]
+mod tests;
