@@ -83,9 +83,10 @@ async fn revoked_partitions_leave_the_queue() {
     fetch(&ch, &log, 0, 0..3);
     fetch(&ch, &log, 1, 0..3);
     lock(&log.tracker).revoke(&[1]);
-    let t = lock(&log.tracker);
-    assert_eq!(ch.drop_queued(|p| t.position(p).is_none()), 3);
-    drop(t);
+    {
+        let t = lock(&log.tracker);
+        assert_eq!(ch.drop_queued(|p| t.position(p).is_none()), 3);
+    }
     let mut tx = ch.transaction();
     assert_eq!(tx.take_batch(10).await.unwrap(), 3);
     assert_eq!(bodies(&tx), ["0-0", "0-1", "0-2"]);
