@@ -133,3 +133,30 @@ async fn an_unacknowledged_put_fails_the_commit() {
     let log2 = KafkaLog::new("c2", cfg).unwrap();
     assert!(log2.partition_of(&e).is_err());
 }
+
+#[test]
+fn agent_plans_kafka_channels_with_and_without_sources_and_sinks() {
+    let text = "a1.sources = r1\na1.channels = c1 c2\na1.sinks = k1\n\
+        a1.sources.r1.type = seq\na1.sources.r1.batchSize = 50000\na1.sources.r1.channels = c1\n\
+        a1.channels.c1.type = org.apache.flume.channel.kafka.KafkaChannel\n\
+        a1.channels.c1.kafka.bootstrap.servers = h:9092\n\
+        a1.channels.c2.type = org.apache.flume.channel.kafka.KafkaChannel\n\
+        a1.channels.c2.kafka.bootstrap.servers = h:9092\na1.channels.c2.kafka.topic = t2\n\
+        a1.sinks.k1.type = null\na1.sinks.k1.channel = c2\n";
+    let props = crate::config::Properties::parse_str(text, &std::collections::HashMap::new());
+    let plan = crate::agent::plan(&props, "a1");
+    assert!(!plan.has_errors(), "{:?}", plan.config.problems);
+    assert_eq!(plan.channels.len(), 2);
+    let (name, c1) = &plan.channels[0];
+    assert_eq!(name, "c1");
+    assert_eq!(c1.kafka.as_ref().unwrap().topic, "flume-channel");
+    // No transactionCapacity: any source batch fits.
+    assert_eq!(plan.sources.len(), 1);
+    assert_eq!(plan.sinks.len(), 1);
+    // The short name is not Flume's: only the class name selects the Kafka channel.
+    let props = crate::config::Properties::parse_str(
+        &text.replace("org.apache.flume.channel.kafka.KafkaChannel", "kafka"),
+        &std::collections::HashMap::new(),
+    );
+    assert!(crate::agent::plan(&props, "a1").has_errors());
+}
