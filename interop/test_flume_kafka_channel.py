@@ -13,14 +13,16 @@ from agent_helpers import Agent, free_port, netcat_lines, wait_until
 CHANNEL = "org.apache.flume.channel.kafka.KafkaChannel"
 
 
-def kafka_channel(agent, name, broker, topic, extra=""):
-    return (f"{agent}.channels.{name}.type = {CHANNEL}\n"
+def kafka_channel(agent, name, broker, topic, extra="", fast_takeover=False):
+    text = (f"{agent}.channels.{name}.type = {CHANNEL}\n"
             f"{agent}.channels.{name}.kafka.bootstrap.servers = {broker.bootstrap}\n"
             f"{agent}.channels.{name}.kafka.topic = {topic}\n"
-            # A member killed with -9 leaves the group after this (librdkafka's default: 45 s).
-            f"{agent}.channels.{name}.kafka.consumer.session.timeout.ms = 6000\n"
-            f"{agent}.channels.{name}.kafka.consumer.heartbeat.interval.ms = 1000\n"
             f"{agent}.channels.{name}.kafka.producer.linger.ms = 1\n" + extra)
+    if fast_takeover:
+        # A member killed with -9 leaves the group after this (librdkafka's default: 45 s).
+        text += (f"{agent}.channels.{name}.kafka.consumer.session.timeout.ms = 6000\n"
+                 f"{agent}.channels.{name}.kafka.consumer.heartbeat.interval.ms = 1000\n")
+    return text
 
 
 def netcat_source(port, channels="c1", extra=""):
@@ -121,7 +123,7 @@ def test_kafka_channel_survives_kill_9(broker, flumen_bin, tmp_path):
     out.mkdir()
     port = free_port()
     conf = ("a1.sources = r1\na1.channels = c1\na1.sinks = k1\n" + netcat_source(port)
-            + kafka_channel("a1", "c1", broker, "chan-restart") + file_roll(out))
+            + kafka_channel("a1", "c1", broker, "chan-restart", fast_takeover=True) + file_roll(out))
     want = []
     outstanding = 0  # lines still in the channel at the kills
     a = Agent(flumen_bin, tmp_path, conf)
