@@ -223,3 +223,50 @@ def test_kafka_channel_without_source_feeds_the_sinks(broker, flumen_bin, tmp_pa
     finally:
         c.close()
     assert committed[0].offset == 300
+
+
+def test_two_agents_share_the_channel_through_rebalances(broker, flumen_bin, tmp_path):
+    """A second agent joins the channel's group mid-stream (a rebalance moves partitions),
+    then leaves again: every line arrives at least once, in one output or the other."""
+    from confluent_kafka.admin import AdminClient, NewTopic
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic("chan-shared", num_partitions=4, replication_factor=1)])["chan-shared"].result(30)
+    out_a, out_b = tmp_path / "out_a", tmp_path / "out_b"
+    out_a.mkdir()
+    out_b.mkdir()
+    port = free_port()
+    conf_a = ("a1.sources = r1\na1.channels = c1\na1.sinks = k1\n" + netcat_source(port)
+              + kafka_channel("a1", "c1", broker, "chan-shared") + file_roll(out_a))
+    conf_b = ("a1.channels = c1\na1.sinks = k1\n"
+              + kafka_channel("a1", "c1", broker, "chan-shared") + file_roll(out_b))
+    want = []
+    a = Agent(flumen_bin, tmp_path, conf_a)
+    b = None
+    try:
+        a.wait_port(port)
+
+        def send(prefix, n):
+            lines = [f"{prefix}-{i:05d}" for i in range(n)]
+            for i in range(0, n, 250):
+                reply = netcat_lines(port, [f"{w}\n".encode() for w in lines[i:i + 250]])
+                assert reply == b"OK\n" * 250, reply[-200:]
+            want.extend(lines)
+
+        def arrived():
+            return set(want) <= set(output_lines(out_a)) | set(output_lines(out_b))
+
+        send("one", 1000)
+        b = Agent(flumen_bin, tmp_path, conf_b)
+        send("two", 1000)
+        # Both members share the partitions: b takes some.
+        send("three", 1000)
+        wait_until(lambda: arrived() and output_lines(out_b), 90, "lines in both outputs")
+        assert b.stop() == 0  # b leaves: a takes all partitions again
+        send("four", 1000)
+        wait_until(arrived, 90, "every line after the rebalances")
+        got = output_lines(out_a) + output_lines(out_b)
+        assert set(got) == set(want)
+    finally:
+        if b is not None:
+            b.stop()
+        assert a.stop() == 0

@@ -390,14 +390,7 @@ impl KafkaLog {
         let mut fetched: Vec<(tracker::Position, Event)> = Vec::new();
         while !self.stopped() {
             let Some(ch) = channel.upgrade() else { break };
-            let revoked = std::mem::take(&mut *lock(&consumer.context().revoked));
-            if !revoked.is_empty() {
-                lock(&self.tracker).revoke(&revoked);
-                let t = lock(&self.tracker);
-                let dropped = ch.drop_queued(|p| t.position(p).is_none());
-                drop(t);
-                tracing::info!(channel = %self.name, partitions = ?revoked, dropped, "Kafka channel partitions revoked; their queued events are left to the new owner.");
-            }
+            self.handle_revocations(&consumer, &ch, &mut fetched);
             if consumer.context().assigned.swap(false, Ordering::SeqCst) {
                 paused = false; // A new assignment starts unpaused.
             }
@@ -425,7 +418,14 @@ impl KafkaLog {
             let max = room.clamp(1, FETCH_BATCH);
             let mut timeout = wait;
             while fetched.len() < max {
-                match consumer.poll(timeout) {
+                let polled = consumer.poll(timeout);
+                // A rebalance runs inside poll: what was fetched before it is handled
+                // first, the record this poll returned comes from the new assignment.
+                if !lock(&consumer.context().revoked).is_empty() {
+                    let Some(ch) = channel.upgrade() else { break };
+                    self.handle_revocations(&consumer, &ch, &mut fetched);
+                }
+                match polled {
                     Some(Ok(m)) => {
                         let event = self.to_event(m.payload().unwrap_or_default(), m.offset());
                         fetched.push(((m.partition(), m.offset()), event));
@@ -455,6 +455,28 @@ impl KafkaLog {
             }
         }
         tracing::debug!(channel = %self.name, "Kafka channel consumer stopped.");
+    }
+
+    /// Forgets the partitions a rebalance revoked: their records fetched but not yet
+    /// queued, their queued events and their offsets (the new owner reads them again from
+    /// the committed offset; nothing of them may be committed by us any more).
+    fn handle_revocations(
+        &self,
+        consumer: &ChannelConsumer,
+        ch: &MemoryChannel,
+        fetched: &mut Vec<(tracker::Position, Event)>,
+    ) {
+        let revoked = std::mem::take(&mut *lock(&consumer.context().revoked));
+        if revoked.is_empty() {
+            return;
+        }
+        fetched.retain(|((p, _), _)| !revoked.contains(p));
+        // Lock order: tracker, then the channel's state.
+        let mut t = lock(&self.tracker);
+        t.revoke(&revoked);
+        let dropped = ch.drop_queued(|p| t.position(p).is_none());
+        drop(t);
+        tracing::info!(channel = %self.name, partitions = ?revoked, dropped, "Kafka channel partitions revoked; their queued events are left to the new owner.");
     }
 
     fn to_event(&self, payload: &[u8], offset: i64) -> Event {
