@@ -54,6 +54,8 @@ use tracker::Tracker;
 
 /// Most records moved from the consumer to the queue under one lock.
 const FETCH_BATCH: usize = 1000;
+/// How long the read-ahead may stay full before the consumer pauses its partitions.
+const PAUSE_AFTER: Duration = Duration::from_secs(1);
 
 impl KafkaChannelConfig {
     /// The channel settings of this Kafka channel: `capacity` bounds the read-ahead, a take
@@ -387,6 +389,7 @@ impl KafkaLog {
         }
         tracing::info!(channel = %self.name, topic = %self.config.topic, group = self.config.group(), "Kafka channel consumer subscribed.");
         let mut paused = false;
+        let mut full_since: Option<Instant> = None;
         let mut fetched: Vec<(tracker::Position, Event)> = Vec::new();
         while !self.stopped() {
             let Some(ch) = channel.upgrade() else { break };
@@ -396,6 +399,16 @@ impl KafkaLog {
             }
             let room = ch.read_ahead_room();
             if room == 0 {
+                // Full: wait for takes without polling (librdkafka keeps its own bounded
+                // prefetch). Pausing purges that prefetch and costs a fetch round trip and
+                // backoff on resume, so only a channel full for long is paused — and then
+                // polled, which serves rebalances and the poll interval.
+                let since = *full_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < PAUSE_AFTER {
+                    drop(ch);
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 if !paused {
                     if let Ok(a) = consumer.assignment() {
                         let _ = consumer.pause(&a);
@@ -407,6 +420,9 @@ impl KafkaLog {
                     let _ = consumer.resume(&a);
                 }
                 paused = false;
+            }
+            if room > 0 {
+                full_since = None;
             }
             let wait = if paused {
                 Duration::from_millis(20)
