@@ -5,6 +5,7 @@
 #
 #   bench/kafka_channel.sh                 # 1,000,000 events
 #   EVENTS=3000000 BATCH=1000 bench/kafka_channel.sh
+#   EXTRA="a1.channels.c1.kafka.producer.linger.ms = 0" bench/kafka_channel.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -12,6 +13,7 @@ BIN=${FLUMEN_BIN:-$ROOT/target/release/flumen}
 PY=${PYTHON:-$ROOT/interop/.venv/bin/python}
 : "${EVENTS:=1000000}"
 : "${BATCH:=1000}"
+: "${EXTRA:=}"
 : "${WORK:=${TMPDIR:-/tmp}/flumen-kafka-channel-bench}"
 rm -rf "$WORK"; mkdir -p "$WORK"
 BPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -34,6 +36,7 @@ a1.channels.c1.kafka.topic = bench-channel
 a1.sinks.k1.type = null
 a1.sinks.k1.channel = c1
 a1.sinks.k1.batchSize = $BATCH
+$EXTRA
 C
 start=$(date +%s.%N)
 "$BIN" agent -f "$WORK/agent.conf" -n a1 -Dflume.root.logger=WARN,console >"$WORK/agent.log" 2>&1 &
