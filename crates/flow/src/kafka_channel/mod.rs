@@ -11,7 +11,7 @@
 //!   Any failure fails the commit, and the source retries. Puts never enter the local queue.
 //! - **Takes**: the first take starts a consumer thread that joins group
 //!   `kafka.consumer.group.id`, subscribes to the topic and reads ahead into the channel's
-//!   queue, at most `capacity` events (the partitions are paused while it is full). Takes
+//!   queue, at most `capacity` events (the partitions are paused when it stays full). Takes
 //!   and rollbacks then work on that queue like the memory channel's; a take on an empty
 //!   channel waits up to `kafka.pollTimeout`.
 //! - **Take commit**: commits the group's offsets (synchronously) up to the first event of
