@@ -5,6 +5,7 @@ with the Python client), without a source (a producer feeds the sinks)."""
 import io
 import os
 import signal
+import time
 
 from confluent_kafka import Consumer, Producer, TopicPartition
 
@@ -257,10 +258,15 @@ def test_two_agents_share_the_channel_through_rebalances(broker, flumen_bin, tmp
 
         send("one", 1000)
         b = Agent(flumen_bin, tmp_path, conf_b)
-        send("two", 1000)
-        # Both members share the partitions: b takes some.
-        send("three", 1000)
-        wait_until(lambda: arrived() and output_lines(out_b), 90, "lines in both outputs")
+        # Keep sending until the rebalance gave b partitions and b took lines from them.
+        deadline = time.time() + 90
+        k = 0
+        while not output_lines(out_b):
+            assert time.time() < deadline, f"b took nothing:\n{b.text()}"
+            send(f"two{k}", 250)
+            k += 1
+            time.sleep(0.2)
+        wait_until(arrived, 90, "lines sent while both agents run")
         assert b.stop() == 0  # b leaves: a takes all partitions again
         send("four", 1000)
         wait_until(arrived, 90, "every line after the rebalances")
