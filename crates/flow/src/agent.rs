@@ -93,6 +93,10 @@ pub fn plan(props: &Properties, name: &str) -> Plan {
                 crate::file_channel::FileChannelConfig::from_context(&c.ctx)
                     .map(|f| f.into_channel_config())
             }
+            Resolved::Builtin(types::ChannelType::Kafka) => {
+                crate::kafka_channel::KafkaChannelConfig::from_context(&c.ctx)
+                    .map(|k| k.into_channel_config())
+            }
             other => Err(c.ctx.error("type", types::describe(&other, &c.type_name))),
         };
         match r {
@@ -331,7 +335,7 @@ pub async fn start_with(
                 tracing::info!(events = ch.len(), "Reusing Channel {name} and its events.");
                 ch.clone()
             }
-            None => crate::file_channel::open(name, conf.clone()).await?,
+            None => crate::channel::open(name, conf.clone()).await?,
         };
         registry.register(ch.clone());
         tracing::info!(capacity = conf.capacity, "Starting Channel {name}");
@@ -447,7 +451,8 @@ impl RunningAgent {
         }
         self.sinks_stop.cancel();
         while self.sinks.join_next().await.is_some() {}
-        crate::file_channel::close_all(self.channels.values()).await;
+        let channels: Vec<_> = self.channels.values().cloned().collect();
+        crate::channel::close_all(&channels).await;
         if let Some(m) = self.monitor_stop {
             m.cancel();
         }

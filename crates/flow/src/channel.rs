@@ -7,6 +7,10 @@
 //! an uncommitted transaction rolls it back. Every operation works on whole batches under
 //! one short lock; no lock is held across an `.await`.
 //!
+//! The same queue and transactions back the durable channels: the `file` channel journals
+//! commits in a write-ahead log ([`crate::file_channel`]), the Kafka channel produces puts
+//! to a topic and fills the queue from it ([`crate::kafka_channel`]); see [`Backend`].
+//!
 //! Capacity counts events (`capacity`) and, unlike Flume (bodies only, in 100-byte slots),
 //! real bytes: body plus header keys and values (`byteCapacity` minus
 //! `byteCapacityBufferPercentage`).
@@ -22,6 +26,7 @@ use crate::config::Context;
 use crate::error::{FlowError, Result};
 use crate::event::Event;
 use crate::file_channel::{FileChannelConfig, FileLog, Pointer};
+use crate::kafka_channel::{KafkaChannelConfig, KafkaLog};
 use crate::monitoring::{CounterGroup, Monitored, CHANNEL_COUNTERS};
 
 /// Settings of the `memory` channel.
@@ -44,6 +49,9 @@ pub struct MemoryChannelConfig {
     /// For a `file` channel: its log settings (the queue then lives in the write-ahead
     /// log too, see [`crate::file_channel`]). None for a memory channel.
     pub file: Option<FileChannelConfig>,
+    /// For a Kafka channel: its Kafka settings (see [`crate::kafka_channel`]). None
+    /// otherwise.
+    pub kafka: Option<KafkaChannelConfig>,
 }
 
 impl Default for MemoryChannelConfig {
@@ -55,6 +63,7 @@ impl Default for MemoryChannelConfig {
             byte_capacity: 0,
             byte_capacity_buffer_percentage: 20,
             file: None,
+            kafka: None,
         }
     }
 }
@@ -112,6 +121,7 @@ impl MemoryChannelConfig {
             byte_capacity,
             byte_capacity_buffer_percentage: pct,
             file: None,
+            kafka: None,
         })
     }
 
@@ -132,13 +142,42 @@ impl MemoryChannelConfig {
 #[derive(Debug)]
 struct State {
     queue: VecDeque<Event>,
-    /// File channel: the log pointer of each queued event (same order as `queue`).
+    /// File and Kafka channels: the backend's pointer of each queued event (same order as
+    /// `queue`): the file channel's log pointer, the Kafka channel's fetch sequence number.
     ptrs: VecDeque<Pointer>,
     /// Events taken by open transactions: they still hold capacity.
     in_flight: usize,
     /// Bytes of queued and in-flight events.
     bytes: u64,
     config: MemoryChannelConfig,
+}
+
+/// What keeps a channel's events besides its in-memory queue.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Nothing: the memory channel.
+    Memory,
+    /// The file channel's write-ahead log: commits are journalled before they apply.
+    File(Arc<FileLog>),
+    /// The Kafka channel's topic: puts are produced to it, the queue is filled from it and
+    /// take commits commit the group's offsets.
+    Kafka(Arc<KafkaLog>),
+}
+
+/// Opens the channel `name` that `config` describes: a memory channel, a file channel
+/// (replaying its log) or a Kafka channel (creating its clients).
+pub async fn open(name: &str, config: MemoryChannelConfig) -> Result<Arc<MemoryChannel>> {
+    if config.kafka.is_some() {
+        return crate::kafka_channel::open(name, config).await;
+    }
+    crate::file_channel::open(name, config).await
+}
+
+/// Closes the channels at agent shutdown: a last checkpoint of the file channels, the
+/// Kafka channels' consumers leave their groups.
+pub async fn close_all(channels: &[Arc<MemoryChannel>]) {
+    crate::file_channel::close_all(channels).await;
+    crate::kafka_channel::close_all(channels).await;
 }
 
 /// A bounded in-memory channel.
@@ -149,7 +188,7 @@ pub struct MemoryChannel {
     not_empty: Notify,
     not_full: Notify,
     draining: AtomicBool,
-    log: Option<Arc<FileLog>>,
+    backend: Backend,
     /// Flume's ChannelCounter.
     pub counter: CounterGroup,
 }
@@ -171,7 +210,7 @@ impl MemoryChannel {
             not_empty: Notify::new(),
             not_full: Notify::new(),
             draining: AtomicBool::new(false),
-            log: None,
+            backend: Backend::Memory,
             counter,
         }
     }
@@ -193,7 +232,7 @@ impl MemoryChannel {
             st.queue.push_back(e);
             st.ptrs.push_back(p);
         }
-        ch.log = Some(log);
+        ch.backend = Backend::File(log);
         ch
     }
 
@@ -202,6 +241,40 @@ impl MemoryChannel {
     pub(crate) fn append_recovered(&self, events: Vec<(Pointer, Event)>) {
         let mut st = self.lock();
         st.in_flight -= events.len().min(st.in_flight);
+        drop(st);
+        self.push_fetched(events);
+    }
+
+    /// File channel replay: releases room held for `n` events that will not be read.
+    pub(crate) fn release_recovered(&self, n: usize) {
+        let mut st = self.lock();
+        st.in_flight -= n.min(st.in_flight);
+        drop(st);
+        self.not_full.notify_waiters();
+    }
+
+    /// A Kafka channel reading and writing through `log`.
+    pub(crate) fn with_kafka(name: &str, config: MemoryChannelConfig, log: Arc<KafkaLog>) -> Self {
+        let mut ch = Self::new(name, config);
+        ch.backend = Backend::Kafka(log);
+        ch
+    }
+
+    /// Kafka channel: room left for events read ahead from the topic (0 while draining).
+    pub(crate) fn read_ahead_room(&self) -> usize {
+        if self.draining.load(Ordering::SeqCst) {
+            return 0;
+        }
+        let st = self.lock();
+        st.config
+            .capacity
+            .saturating_sub(st.queue.len() + st.in_flight)
+    }
+
+    /// Queues events (fetched from a Kafka channel's topic, or read by a file channel's
+    /// replay), with their pointers.
+    pub(crate) fn push_fetched(&self, events: Vec<(Pointer, Event)>) {
+        let mut st = self.lock();
         for (p, e) in events {
             st.bytes += e.byte_size() as u64;
             st.queue.push_back(e);
@@ -211,12 +284,24 @@ impl MemoryChannel {
         self.not_empty.notify_waiters();
     }
 
-    /// File channel replay: releases room held for `n` events that will not be read.
-    pub(crate) fn release_recovered(&self, n: usize) {
+    /// Kafka channel: removes the queued (not taken) events whose pointer `drop` selects;
+    /// returns how many.
+    pub(crate) fn drop_queued(&self, drop: impl Fn(Pointer) -> bool) -> usize {
         let mut st = self.lock();
-        st.in_flight -= n.min(st.in_flight);
-        drop(st);
-        self.not_full.notify_waiters();
+        let st = &mut *st;
+        let (mut queue, mut ptrs) = (VecDeque::new(), VecDeque::new());
+        let mut dropped = 0;
+        for (e, p) in st.queue.drain(..).zip(st.ptrs.drain(..)) {
+            if drop(p) {
+                st.bytes -= e.byte_size() as u64;
+                dropped += 1;
+            } else {
+                queue.push_back(e);
+                ptrs.push_back(p);
+            }
+        }
+        (st.queue, st.ptrs) = (queue, ptrs);
+        dropped
     }
 
     /// Logs a file channel transaction, then applies it to the queue (blocking; the
@@ -276,7 +361,23 @@ impl MemoryChannel {
 
     /// The write-ahead log of a file channel.
     pub fn file_log(&self) -> Option<&Arc<FileLog>> {
-        self.log.as_ref()
+        match &self.backend {
+            Backend::File(log) => Some(log),
+            _ => None,
+        }
+    }
+
+    /// The Kafka side of a Kafka channel.
+    pub fn kafka_log(&self) -> Option<&Arc<KafkaLog>> {
+        match &self.backend {
+            Backend::Kafka(log) => Some(log),
+            _ => None,
+        }
+    }
+
+    /// What backs the channel.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -364,8 +465,10 @@ impl Monitored for MemoryChannel {
         out.push(("ChannelSize".into(), size.to_string()));
         out.push(("ChannelCapacity".into(), cap.to_string()));
         out.push(("ChannelFillPercentage".into(), java_double(fill)));
-        if let Some(log) = &self.log {
-            out.extend(crate::file_channel::attributes(log));
+        match &self.backend {
+            Backend::Memory => {}
+            Backend::File(log) => out.extend(crate::file_channel::attributes(log)),
+            Backend::Kafka(log) => out.extend(crate::kafka_channel::attributes(log)),
         }
         out
     }
@@ -423,6 +526,9 @@ impl Transaction {
     /// for the first one when the channel is empty; returns how many were taken (0 = empty).
     pub async fn take_batch(&mut self, max: usize) -> Result<usize> {
         let ch = self.channel.clone();
+        if let Some(log) = ch.kafka_log() {
+            log.start_consumer(&ch);
+        }
         let keep_alive = ch.lock().config.keep_alive;
         let deadline = tokio::time::Instant::now() + keep_alive;
         loop {
@@ -445,7 +551,7 @@ impl Transaction {
                 let n = max.min(room).min(st.queue.len());
                 if n > 0 || max == 0 {
                     self.takes.extend(st.queue.drain(..n));
-                    if ch.log.is_some() {
+                    if !matches!(ch.backend, Backend::Memory) {
                         self.take_ptrs.extend(st.ptrs.drain(..n));
                     }
                     st.in_flight += n;
@@ -472,6 +578,9 @@ impl Transaction {
     /// timeout the transaction is rolled back and `ChannelFull` returned.
     pub async fn commit(mut self) -> Result<()> {
         let ch = self.channel.clone();
+        if let Some(log) = ch.kafka_log().cloned() {
+            return self.commit_kafka(log).await;
+        }
         let put_bytes: u64 = self.puts.iter().map(|e| e.byte_size() as u64).sum();
         let take_bytes: u64 = self.takes.iter().map(|e| e.byte_size() as u64).sum();
         let keep_alive = ch.lock().config.keep_alive;
@@ -489,7 +598,7 @@ impl Transaction {
                 let fits_bytes = bytes_after <= st.config.usable_bytes();
                 if self.puts.is_empty() || (fits_count && fits_bytes) {
                     let logs = !self.puts.is_empty() || !self.takes.is_empty();
-                    if let Some(log) = ch.log.clone().filter(|_| logs) {
+                    if let Some(log) = ch.file_log().cloned().filter(|_| logs) {
                         // Reserve room for the puts; the log write happens off the lock.
                         st.in_flight += self.puts.len();
                         st.bytes += put_bytes;
@@ -580,6 +689,54 @@ impl Transaction {
         })?
     }
 
+    /// Kafka channel commit: produces the puts and waits for their acknowledgement, then
+    /// commits the offsets the takes release (on a blocking thread). Puts never enter the
+    /// queue (the consumer brings them back from the topic).
+    async fn commit_kafka(&mut self, log: Arc<KafkaLog>) -> Result<()> {
+        let ch = self.channel.clone();
+        if !self.puts.is_empty() {
+            if let Err(e) = log.produce(&self.puts).await {
+                self.do_rollback();
+                return Err(e);
+            }
+            ch.counter
+                .add("EventPutSuccessCount", self.puts.len() as i64);
+            self.puts.clear();
+        }
+        if self.takes.is_empty() {
+            self.done = true;
+            return Ok(());
+        }
+        // The pointers stay in the transaction: dropped while waiting, it rolls back whole.
+        let ptrs = self.take_ptrs.clone();
+        let r = tokio::task::spawn_blocking(move || log.commit_takes(&ptrs))
+            .await
+            .unwrap_or_else(|e| {
+                Err(FlowError::Io {
+                    component: format!("channel {}", ch.name),
+                    message: "offset commit task failed".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })
+            });
+        if let Err(e) = r {
+            self.do_rollback();
+            return Err(e);
+        }
+        let take_bytes: u64 = self.takes.iter().map(|e| e.byte_size() as u64).sum();
+        let n = self.takes.len();
+        {
+            let mut st = ch.lock();
+            st.in_flight -= n;
+            st.bytes -= take_bytes;
+        }
+        self.takes.clear();
+        self.take_ptrs.clear();
+        self.done = true;
+        ch.counter.add("EventTakeSuccessCount", n as i64);
+        ch.not_full.notify_waiters();
+        Ok(())
+    }
+
     /// Discards puts and returns takes to the head of the queue.
     pub fn rollback(mut self) {
         self.do_rollback();
@@ -590,6 +747,11 @@ impl Transaction {
             return;
         }
         self.done = true;
+        if let Some(log) = self.channel.kafka_log() {
+            if !self.puts.is_empty() || !self.takes.is_empty() {
+                log.stats.rollbacks.fetch_add(1, Ordering::Relaxed);
+            }
+        }
         self.puts.clear();
         let mut takes = std::mem::take(&mut self.takes);
         let mut ptrs = std::mem::take(&mut self.take_ptrs);
@@ -671,6 +833,7 @@ mod tests {
             byte_capacity: 100,
             byte_capacity_buffer_percentage: 20,
             file: None,
+            kafka: None,
         }
         .build("c2");
         let mut tx = ch.transaction();

@@ -101,6 +101,16 @@ pub enum FlowError {
         /// What failed.
         message: String,
     },
+    /// The Kafka channel could not produce its puts or commit its takes' offsets.
+    #[error("channel {channel} (Kafka topic {topic}): {message}")]
+    KafkaChannel {
+        /// The channel's name.
+        channel: String,
+        /// Its topic.
+        topic: String,
+        /// What failed.
+        message: String,
+    },
     /// An I/O error in a running component.
     #[error("{component}: {message}: {source}")]
     Io {

@@ -7,7 +7,8 @@
 //! [`sink::Sink`] driven by a [`sink::processor::SinkProcessor`] in a sink runner.
 //! [`config`] reads Flume's properties files; [`agent`] turns a validated configuration
 //! into running tasks; [`monitoring`] keeps Flume's counters and serves them over HTTP.
-//! [`file_channel`] backs the same channel with a write-ahead log (`type = file`).
+//! [`file_channel`] backs the same channel with a write-ahead log (`type = file`),
+//! [`kafka_channel`] with a Kafka topic (`org.apache.flume.channel.kafka.KafkaChannel`).
 
 pub mod agent;
 pub mod avro_rpc;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod event;
 pub mod file_channel;
 pub mod interceptor;
+pub mod kafka_channel;
 pub mod monitoring;
 pub mod selector;
 pub mod sink;

@@ -141,6 +141,8 @@ pub enum ChannelType {
     Memory,
     /// `file`
     File,
+    /// `org.apache.flume.channel.kafka.KafkaChannel`
+    Kafka,
 }
 
 const CHANNELS: &[Row<ChannelType>] = &[
@@ -160,7 +162,11 @@ const CHANNELS: &[Row<ChannelType>] = &[
         "org.apache.flume.channel.SpillableMemoryChannel",
         None,
     ),
-    ("", "org.apache.flume.channel.kafka.KafkaChannel", None),
+    (
+        "",
+        "org.apache.flume.channel.kafka.KafkaChannel",
+        Some(ChannelType::Kafka),
+    ),
     ("", "org.apache.flume.channel.PseudoTxnMemoryChannel", None),
 ];
 

@@ -57,6 +57,7 @@ impl FileChannelConfig {
             byte_capacity: 0,
             byte_capacity_buffer_percentage: 20,
             file: Some(self),
+            kafka: None,
         }
     }
 }
