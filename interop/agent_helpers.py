@@ -1,18 +1,44 @@
 """Helpers for the agent interop tests: start `flumen agent` on a config, talk to it, stop it."""
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
 import time
 
 
+_handed_out = set()
+
+
+def _ephemeral_range():
+    try:
+        lo, hi = map(int, pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A 127.0.0.1 port free now, for a process started next to bind. It is picked below the
+    kernel's ephemeral range, so no outgoing connection (of a client in the same test) nor
+    any port-0 listener can take it in between, and never twice in one session."""
+    lo, _ = _ephemeral_range()
+    rnd = random.Random()
+    for _ in range(1000):
+        port = rnd.randrange(10000, lo) if lo > 11000 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port found")
 
 
 class Agent:
