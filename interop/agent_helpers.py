@@ -56,7 +56,7 @@ class Agent:
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_log(self, needle: str, timeout=10.0) -> str:
+    def wait_log(self, needle: str, timeout=60.0) -> str:
         deadline = time.time() + timeout
         while time.time() < deadline:
             t = self.text()
@@ -67,7 +67,7 @@ class Agent:
             time.sleep(0.05)
         raise AssertionError(f"{needle!r} not in agent log:\n{self.text()}")
 
-    def wait_port(self, port: int, timeout=10.0):
+    def wait_port(self, port: int, timeout=60.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -91,7 +91,7 @@ class Agent:
         return self.proc.returncode
 
 
-def wait_until(predicate, timeout=10.0, what="condition"):
+def wait_until(predicate, timeout=60.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = predicate()
@@ -105,7 +105,7 @@ def read_dir(d: pathlib.Path) -> str:
     return "".join(p.read_text() for p in sorted(d.iterdir()) if p.is_file())
 
 
-def netcat_lines(port: int, lines, timeout=10.0) -> bytes:
+def netcat_lines(port: int, lines, timeout=60.0) -> bytes:
     """Sends lines, returns the replies once one reply line per sent line arrived."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(b"".join(lines))

@@ -236,9 +236,9 @@ def test_avro_sink_retries_until_python_server_is_up(flumen_bin, tmp_path):
         agent.wait_port(nc_port)
         lines = [f"line {i}\n".encode() for i in range(10)]
         assert netcat_lines(nc_port, lines) == b"OK\n" * 10
-        agent.wait_log("Failed to send events", timeout=10)  # the next tier is down
+        agent.wait_log("Failed to send events", timeout=60)  # the next tier is down
         server = PyServer(avro_port)
-        wait_until(lambda: len(server.events) >= 10, timeout=20, what="10 events at the Python server")
+        wait_until(lambda: len(server.events) >= 10, timeout=60, what="10 events at the Python server")
         time.sleep(0.3)
         assert sorted(e["body"] for e in server.events) == sorted(l.rstrip(b"\n") for l in lines)
         assert all(e["headers"] == {} for e in server.events)
@@ -272,7 +272,7 @@ def test_two_agents_fan_in_to_collector(flumen_bin, tmp_path):
         assert netcat_lines(nc1, a) == b"OK\n" * 200
         assert netcat_lines(nc2, b) == b"OK\n" * 200
         want = sorted("{} " + l.decode().rstrip("\n") for l in a + b)
-        wait_until(lambda: sorted(read_dir(out).splitlines()) == want, timeout=15,
+        wait_until(lambda: sorted(read_dir(out).splitlines()) == want, timeout=60,
                    what="every line once at the collector")
     finally:
         assert s1.stop() == 0
