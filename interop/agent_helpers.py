@@ -79,7 +79,7 @@ class Agent:
                 time.sleep(0.05)
         raise AssertionError(f"port {port} not open:\n{self.text()}")
 
-    def stop(self, timeout=15.0) -> int:
+    def stop(self, timeout=60.0) -> int:  # above the agent's 10 s drain on SIGTERM
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
