@@ -794,7 +794,7 @@ mod tests {
         // The source renames the file, then forgets its position: wait (bounded) for both.
         let position = spool.join(".flumespool").join(POSITION_FILE);
         let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-        while !(spool.join("a.log.COMPLETED").exists() && !position.exists())
+        while (!spool.join("a.log.COMPLETED").exists() || position.exists())
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
