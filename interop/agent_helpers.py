@@ -1,18 +1,44 @@
 """Helpers for the agent interop tests: start `flumen agent` on a config, talk to it, stop it."""
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
 import time
 
 
+_handed_out = set()
+
+
+def _ephemeral_range():
+    try:
+        lo, hi = map(int, pathlib.Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return lo, hi
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    """A 127.0.0.1 port free now, for a process started next to bind. It is picked below the
+    kernel's ephemeral range, so no outgoing connection (of a client in the same test) nor
+    any port-0 listener can take it in between, and never twice in one session."""
+    lo, _ = _ephemeral_range()
+    rnd = random.Random()
+    for _ in range(1000):
+        port = rnd.randrange(10000, lo) if lo > 11000 else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no free port found")
 
 
 class Agent:
@@ -30,7 +56,7 @@ class Agent:
     def text(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    def wait_log(self, needle: str, timeout=10.0) -> str:
+    def wait_log(self, needle: str, timeout=60.0) -> str:
         deadline = time.time() + timeout
         while time.time() < deadline:
             t = self.text()
@@ -41,7 +67,7 @@ class Agent:
             time.sleep(0.05)
         raise AssertionError(f"{needle!r} not in agent log:\n{self.text()}")
 
-    def wait_port(self, port: int, timeout=10.0):
+    def wait_port(self, port: int, timeout=60.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -53,7 +79,7 @@ class Agent:
                 time.sleep(0.05)
         raise AssertionError(f"port {port} not open:\n{self.text()}")
 
-    def stop(self, timeout=15.0) -> int:
+    def stop(self, timeout=60.0) -> int:  # above the agent's 10 s drain on SIGTERM
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -65,7 +91,7 @@ class Agent:
         return self.proc.returncode
 
 
-def wait_until(predicate, timeout=10.0, what="condition"):
+def wait_until(predicate, timeout=60.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = predicate()
@@ -79,7 +105,7 @@ def read_dir(d: pathlib.Path) -> str:
     return "".join(p.read_text() for p in sorted(d.iterdir()) if p.is_file())
 
 
-def netcat_lines(port: int, lines, timeout=10.0) -> bytes:
+def netcat_lines(port: int, lines, timeout=60.0) -> bytes:
     """Sends lines, returns the replies once one reply line per sent line arrived."""
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(b"".join(lines))
@@ -93,7 +119,7 @@ def netcat_lines(port: int, lines, timeout=10.0) -> bytes:
         return got
 
 
-def fan_in(flumen_bin, tmp_path, collector_text, sender_text, rpc_port, lines_per_sender=300, timeout=30):
+def fan_in(flumen_bin, tmp_path, collector_text, sender_text, rpc_port, lines_per_sender=300, timeout=60):
     """Two netcat agents (`sender_text(nc_port)`) forward to one collector (`collector_text`,
     writing `header_and_text` into tmp_path/out): every line must arrive exactly once."""
     out = tmp_path / "out"

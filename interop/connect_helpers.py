@@ -72,7 +72,7 @@ class Connect:
     def text(self):
         return self.log_path.read_text(errors="replace")
 
-    def wait_rest(self, timeout=20.0):
+    def wait_rest(self, timeout=60.0):
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
@@ -127,7 +127,7 @@ def read_lines(path: pathlib.Path):
     return path.read_bytes().decode("utf-8", "replace").splitlines()
 
 
-def wait_for(pred, timeout=10.0, what="condition"):
+def wait_for(pred, timeout=60.0, what="condition"):
     deadline = time.time() + timeout
     while time.time() < deadline:
         v = pred()

@@ -106,7 +106,7 @@ class JsConsumer:
         joins = [e for e in self.snapshot() if e.get("event") == "join"]
         return joins[-1]["assignment"] if joins else None
 
-    def wait(self, pred, timeout=30, what="condition"):
+    def wait(self, pred, timeout=60, what="condition"):
         """Waits (bounded) until pred(self) holds; fails with the events seen otherwise."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

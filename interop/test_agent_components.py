@@ -114,9 +114,9 @@ def test_failover_when_a_sink_fails(flumen_bin, tmp_path):
         assert netcat_lines(port, [b"first\n"]) == b"OK\n"
         wait_until(lambda: read_dir(d1) == "first\n", what="primary sink gets the event")
         shutil.rmtree(d1)  # k1's next roll (every second) fails: it is parked, k2 takes over
-        agent.wait_log("Sink failed and has been sent to failover list", timeout=15)
+        agent.wait_log("Sink failed and has been sent to failover list", timeout=60)
         assert netcat_lines(port, [b"second\n", b"third\n"]) == b"OK\nOK\n"
-        wait_until(lambda: read_dir(d2) == "second\nthird\n", timeout=15, what="backup sink gets the events")
+        wait_until(lambda: read_dir(d2) == "second\nthird\n", timeout=60, what="backup sink gets the events")
     finally:
         assert agent.stop() == 0
 
@@ -185,7 +185,7 @@ def test_reload_on_change(flumen_bin, tmp_path):
         wait_until(lambda: read_dir(out) == "{} before\n", what="first event")
         agent.conf.write_text(base + "a1.sources.r1.interceptors = s\na1.sources.r1.interceptors.s.type = static\n"
                               "a1.sources.r1.interceptors.s.key = v\na1.sources.r1.interceptors.s.value = 2\n")
-        agent.wait_log("Reusing Channel c1", timeout=10)
+        agent.wait_log("Reusing Channel c1", timeout=60)
         agent.wait_port(port)
         assert netcat_lines(port, [b"after\n"]) == b"OK\n"
         wait_until(lambda: "{v=2} after\n" in read_dir(out), what="event through the reloaded config")

@@ -94,7 +94,7 @@ def test_merged_conf_files_later_wins(flumen_bin, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         import time
-        deadline = time.time() + 10
+        deadline = time.time() + 60
         while True:
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=1) as s:

@@ -298,9 +298,9 @@ def test_avro_sink_retries_until_python_server_is_up(flumen_bin, tmp_path):
         agent.wait_port(nc_port)
         lines = [f"line {i}\n".encode() for i in range(10)]
         assert netcat_lines(nc_port, lines) == b"OK\n" * 10
-        agent.wait_log("Failed to send events", timeout=10)  # the next tier is down
+        agent.wait_log("Failed to send events", timeout=60)  # the next tier is down
         server = PyServer(avro_port)
-        wait_until(lambda: len(server.events) >= 10, timeout=20, what="10 events at the Python server")
+        wait_until(lambda: len(server.events) >= 10, timeout=60, what="10 events at the Python server")
         time.sleep(0.3)
         assert sorted(e["body"] for e in server.events) == sorted(l.rstrip(b"\n") for l in lines)
         assert all(e["headers"] == {} for e in server.events)

@@ -13,7 +13,7 @@ def seed_lines():
     return (SEED / "access_log_small.txt").read_text().splitlines()
 
 
-def topic_values(bootstrap, topic, count, timeout=10.0):
+def topic_values(bootstrap, topic, count, timeout=60.0):
     """The first `count` record values of partition 0 of `topic`, read directly."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "connect-test-reader",
                   "enable.auto.commit": False})
@@ -36,7 +36,7 @@ def test_seed_lesson_tails_the_log_into_one_file(broker, flumen_bin, tmp_path):
     shutil.copy(SEED / "access_log_small.txt", tmp_path / "access_log_small.txt")
     connect = Connect(flumen_bin, tmp_path, broker.bootstrap).start()
     try:
-        wait_for(lambda: read_lines(connect.out) == lines, 20, "the access log in logout.txt")
+        wait_for(lambda: read_lines(connect.out) == lines, 60, "the access log in logout.txt")
 
         # The REST API answers as Kafka's does.
         assert connect.get("/connectors") == ["local-file-sink", "local-file-source"]
@@ -61,7 +61,7 @@ def test_seed_lesson_tails_the_log_into_one_file(broker, flumen_bin, tmp_path):
         # Appended lines arrive; a partial last line waits for its newline.
         with open(connect.access_log, "a") as f:
             f.write("appended one\nappended two\n")
-        wait_for(lambda: read_lines(connect.out)[-2:] == ["appended one", "appended two"], 5,
+        wait_for(lambda: read_lines(connect.out)[-2:] == ["appended one", "appended two"], 60,
                  "appended lines")
         with open(connect.access_log, "a") as f:
             f.write("partial")
@@ -70,7 +70,7 @@ def test_seed_lesson_tails_the_log_into_one_file(broker, flumen_bin, tmp_path):
         assert "partial" not in read_lines(connect.out)
         with open(connect.access_log, "a") as f:
             f.write(" line\n")
-        wait_for(lambda: read_lines(connect.out)[-1:] == ["partial line"], 5, "completed line")
+        wait_for(lambda: read_lines(connect.out)[-1:] == ["partial line"], 60, "completed line")
         assert connect.stop() == 0
 
         # A clean restart resumes from the stored positions: nothing twice, nothing lost.
@@ -80,7 +80,7 @@ def test_seed_lesson_tails_the_log_into_one_file(broker, flumen_bin, tmp_path):
             f.write("after restart\n")
         connect.start()
         expected = lines + ["appended one", "appended two", "partial line", "after restart"]
-        wait_for(lambda: read_lines(connect.out) == expected, 15, "the line written while stopped")
+        wait_for(lambda: read_lines(connect.out) == expected, 60, "the line written while stopped")
         time.sleep(1.0)
         assert read_lines(connect.out) == expected
         offs = connect.get("/connectors/local-file-source/offsets")["offsets"]
@@ -96,18 +96,18 @@ def test_string_converter_rotation_and_late_file(broker, flumen_bin, tmp_path):
                       source_changes={"topic": "rot"}, sink_changes={"topics": "rot"}).start()
     try:
         # The log does not exist yet: the source waits for it.
-        wait_for(lambda: "sleeping to wait for it to be created" in connect.text(), 10, "the wait warning")
+        wait_for(lambda: "sleeping to wait for it to be created" in connect.text(), 60, "the wait warning")
         connect.access_log.write_text("one\ntwo\n")
-        wait_for(lambda: read_lines(connect.out) == ["one", "two"], 10, "the first lines")
+        wait_for(lambda: read_lines(connect.out) == ["one", "two"], 60, "the first lines")
         assert topic_values(broker.bootstrap, "rot", 1)[0][1] == b"one"
         # Rotation (rename + create), as logrotate does it.
         os.rename(connect.access_log, tmp_path / "access_log_small.txt.1")
         connect.access_log.write_text("three\n")
-        wait_for(lambda: read_lines(connect.out) == ["one", "two", "three"], 10, "the rotated file")
+        wait_for(lambda: read_lines(connect.out) == ["one", "two", "three"], 60, "the rotated file")
         # Truncation in place.
         with open(connect.access_log, "w") as f:
             f.write("4\n")
-        wait_for(lambda: read_lines(connect.out) == ["one", "two", "three", "4"], 10, "after truncation")
+        wait_for(lambda: read_lines(connect.out) == ["one", "two", "three", "4"], 60, "after truncation")
     finally:
         connect.kill()
 
@@ -139,9 +139,9 @@ def test_rest_lifecycle(broker, flumen_bin, tmp_path):
             "connector.class": "org.apache.kafka.connect.file.FileStreamSinkConnector",
             "topics": "rest-topic", "file": str(sink_out)})
         assert code == 201, body
-        wait_for(lambda: read_lines(sink_out) == ["x", "y"], 15, "records through REST-created connectors")
+        wait_for(lambda: read_lines(sink_out) == ["x", "y"], 60, "records through REST-created connectors")
         assert connect.request("PUT", "/connectors/rest-src/pause")[0] == 202
-        wait_for(lambda: connect.get("/connectors/rest-src/status")["tasks"][0]["state"] == "PAUSED", 5, "PAUSED")
+        wait_for(lambda: connect.get("/connectors/rest-src/status")["tasks"][0]["state"] == "PAUSED", 60, "PAUSED")
         assert connect.request("PUT", "/connectors/rest-src/resume")[0] == 202
         tasks = connect.get("/connectors/rest-sink/tasks")
         assert tasks[0]["id"] == {"connector": "rest-sink", "task": 0}
@@ -174,12 +174,12 @@ def test_kill_9_is_at_least_once(broker, flumen_bin, tmp_path):
     connect = Connect(flumen_bin, tmp_path, broker.bootstrap,
                       worker_changes={"offset_flush_interval_ms": "200"}).start()
     try:
-        wait_for(lambda: read_lines(connect.out) == lines, 20, "the access log in logout.txt")
+        wait_for(lambda: read_lines(connect.out) == lines, 60, "the access log in logout.txt")
         connect.kill()
         with open(connect.access_log, "a") as f:
             f.write("after the crash\n")
         connect.start()
-        wait_for(lambda: read_lines(connect.out)[-1:] == ["after the crash"], 15, "the line written while down")
+        wait_for(lambda: read_lines(connect.out)[-1:] == ["after the crash"], 60, "the line written while down")
         out = read_lines(connect.out)
         # Every line at least once; anything repeated is a tail of what was in flight.
         assert set(lines) | {"after the crash"} == set(out)

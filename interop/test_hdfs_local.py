@@ -102,11 +102,11 @@ def test_flumelogs_lesson_on_local_disk(flumen_bin, tmp_path):
         shutil.copy(SEED_LOG, tmp_path / "fred.txt")
         os.rename(tmp_path / "fred.txt", spool / "fred.txt")
         want = SEED_LOG.read_bytes()
-        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=20, what="spool file renamed")
+        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=60, what="spool file renamed")
         # SequenceFile records are larger than the lines: all bytes are in when the output
         # is at least as big as the input.
         wait_until(lambda: sum(p.stat().st_size for p in output_files(root)) >= len(want),
-                   timeout=20, what="all events in the target folder")
+                   timeout=60, what="all events in the target folder")
         time.sleep(0.5)
         after = time.time()
     finally:
@@ -145,7 +145,7 @@ def test_missing_timestamp_dead_letter(flumen_bin, tmp_path):
         want = SEED_LOG.read_bytes()
         dead = root / "_deadletter"
         wait_until(lambda: sum(p.stat().st_size for p in output_files(dead)) >= len(want),
-                   timeout=20, what="events in the dead-letter folder")
+                   timeout=60, what="events in the dead-letter folder")
         log = agent.wait_log("Expected timestamp in the Flume event headers")
         # Rate-limited: one error for 39 events.
         assert log.count("Expected timestamp in the Flume event headers") == 1, log

@@ -93,9 +93,9 @@ def test_flumelogs_lesson_on_hdfs(flumen_bin, tmp_path, hdfs):
         agent.wait_log("Agent started.")
         shutil.copy(SEED_LOG, tmp_path / "fred.txt")
         os.rename(tmp_path / "fred.txt", spool / "fred.txt")
-        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=30, what="spool file ingested")
+        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=120, what="spool file ingested")
         wait_until(lambda: sum(s for _, s in hdfs.files("/user/maria_dev/flume")) >= len(want),
-                   timeout=60, what="all bytes in HDFS")
+                   timeout=240, what="all bytes in HDFS")
     finally:
         assert agent.stop() == 0, agent.text()
     files = hdfs.files("/user/maria_dev/flume")
@@ -122,14 +122,15 @@ def test_sequence_file_readable_by_hadoop(flumen_bin, tmp_path, hdfs):
     conf = flumelogs_conf(spool, pathlib.Path("/seq"), "a1.sinks.k1.hdfs.writeFormat = Text\n"
                           "a1.sinks.k1.hdfs.rollCount = 0\na1.sinks.k1.hdfs.rollSize = 0\n"
                           "a1.sinks.k1.hdfs.fileSuffix = .seq\n")
-    agent = Agent(flumen_bin, tmp_path, conf)
+    # Every event read is written before the agent exits: it drains its channel on SIGTERM
+    # (here for up to 120 s, not 10, as HDFS calls are slow on a busy machine).
+    agent = Agent(flumen_bin, tmp_path, conf, extra=("--drain-timeout", "120"))
     try:
         agent.wait_log("Agent started.")
         shutil.copy(SEED_LOG, spool / "fred.txt")
-        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=30, what="spool file ingested")
-        time.sleep(1.0)
+        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=120, what="spool file ingested")
     finally:
-        assert agent.stop() == 0, agent.text()
+        assert agent.stop(timeout=180) == 0, agent.text()
     files = [f for f, _ in hdfs.files("/seq")]
     assert len(files) == 1 and files[0].endswith(".seq"), files
     text = hdfs.fs("-text", files[0]).decode()
@@ -170,7 +171,7 @@ a1.sinks.k1.hdfs.retryInterval = 1
     agent = Agent(flumen_bin, tmp_path, conf)
     try:
         agent.wait_log("Agent started.")
-        wait_until(lambda: sum(s for _, s in hdfs.files("/restart")) > 0, timeout=30, what="first bytes")
+        wait_until(lambda: sum(s for _, s in hdfs.files("/restart")) > 0, timeout=120, what="first bytes")
         hdfs.stop()
         time.sleep(3)
         hdfs.start()
@@ -178,7 +179,7 @@ a1.sinks.k1.hdfs.retryInterval = 1
         def count():  # one shell run; Hadoop expands the glob
             return hdfs.run("fs", "-cat", "/restart/*", check=False).count(b"\n")
 
-        wait_until(lambda: count() >= total, timeout=120, what=f"{total} events in HDFS")
+        wait_until(lambda: count() >= total, timeout=300, what=f"{total} events in HDFS")
     finally:
         assert agent.stop() == 0, agent.text()
     files = hdfs.files("/restart")

@@ -52,7 +52,7 @@ def test_create_produce_and_group_consume_round_trip_byte_for_byte(gbroker):
     try:
         ck.assign([TopicPartition("js-rt", 0, 0)])
         seen = []
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while len(seen) < 50 and time.monotonic() < deadline:
             m = ck.poll(0.5)
             if m is not None:
@@ -202,8 +202,8 @@ def test_waiting_consumer_is_woken_by_a_new_record(gbroker):
         c.wait(lambda m: parts(m.assignment(), "js-wake") == {0}, what="join")
         time.sleep(1.5)  # the consumer's fetch is now parked on the broker for up to 20 s
         js_produce(b, "js-wake", [js_record(b"k", b"hello", timestamp=1_700_000_000_000)])
-        # woken by the append, long before the 20 s fetch wait; 5 s is a generous bound
-        c.wait(lambda m: len(m.records()) >= 1, timeout=5, what="the new record")
+        # woken by the append, long before the 20 s fetch wait (10 s is a generous bound)
+        c.wait(lambda m: len(m.records()) >= 1, timeout=10, what="the new record")
         assert decoded(c.records()[0]) == (b"k", b"hello", [], 1_700_000_000_000)
     finally:
         c.kill()  # a clean close would wait out the parked 20 s fetch

@@ -269,7 +269,20 @@ def test_ctrl_c_on_the_producer_keeps_what_was_typed(flumen_bin, broker, tmp_pat
     try:
         producer.stdin.write("first\nsecond\n")
         producer.stdin.flush()
-        time.sleep(0.5)  # let the tool start; still inside the 1 s linger of Kafka's defaults
+        # Ctrl-C once the tool has read what was typed (its stdin pipe is empty: it reads
+        # only after its Ctrl-C handler is in place), while the records still linger
+        # (1 s linger.ms of Kafka's defaults). A fixed sleep raced the tool's start.
+        import array
+        import fcntl
+        import termios
+        unread = array.array("i", [1])
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and producer.poll() is None:
+            fcntl.ioctl(producer.stdin.fileno(), termios.FIONREAD, unread)
+            if unread[0] == 0:
+                break
+            time.sleep(0.01)
+        assert unread[0] == 0, "the producer did not read its input"
         producer.send_signal(signal.SIGINT)
         producer.communicate(timeout=30)
         assert producer.returncode == 0

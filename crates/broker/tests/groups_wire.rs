@@ -107,7 +107,7 @@ fn join_req(group: &str, member: &str) -> JoinGroupRequest {
     use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
     JoinGroupRequest::default()
         .with_group_id(GroupId(sb(group)))
-        .with_session_timeout_ms(5000)
+        .with_session_timeout_ms(30_000)
         .with_rebalance_timeout_ms(5000)
         .with_member_id(sb(member))
         .with_protocol_type(sb("consumer"))

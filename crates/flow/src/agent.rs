@@ -467,6 +467,22 @@ mod tests {
         plan(&Properties::parse_str(text, &HashMap::new()), "a1")
     }
 
+    /// Polls the registry's JSON until `done` holds or 60 s pass; returns the last value
+    /// (the caller asserts on it, so a timeout fails with the counters in the message).
+    async fn wait_json(
+        registry: &Registry,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let v: serde_json::Value = serde_json::from_str(&registry.json()).unwrap();
+            if done(&v) || tokio::time::Instant::now() >= deadline {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     const BASE: &str = "a1.sources = r1\na1.sinks = k1\na1.channels = c1\n\
         a1.sources.r1.type = seq\na1.sources.r1.channels = c1\n\
         a1.sinks.k1.type = null\na1.sinks.k1.channel = c1\n\
@@ -510,7 +526,10 @@ mod tests {
         let agent = start_with(&first, &registry, &HashMap::new())
             .await
             .unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while agent.channels["c1"].len() < 30 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let channels = agent.stop_for_reload().await;
         assert_eq!(channels["c1"].len(), 30);
         let second = plan_of(&format!(
@@ -520,8 +539,7 @@ mod tests {
         let agent = start_with(&second, &registry, &channels).await.unwrap();
         assert!(Arc::ptr_eq(&channels["c1"], &agent.channels["c1"]));
         assert_eq!(agent.channels["c1"].config().capacity, 500);
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let v: serde_json::Value = serde_json::from_str(&registry.json()).unwrap();
+        let v = wait_json(&registry, |v| v["CHANNEL.c1"]["ChannelSize"] == "0").await;
         assert_eq!(v["CHANNEL.c1"]["ChannelSize"], "0", "{v}");
         agent.shutdown(Duration::from_secs(2)).await;
     }
@@ -533,10 +551,13 @@ mod tests {
         let agent = start(&p, None).await.unwrap();
         let json = agent.registry.json();
         assert!(json.contains("SOURCE.r1"), "{json}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let v: serde_json::Value = serde_json::from_str(&agent.registry.json()).unwrap();
-        assert_eq!(v["SOURCE.r1"]["EventAcceptedCount"], "1000");
-        assert_eq!(v["CHANNEL.c1"]["EventTakeSuccessCount"], "1000");
+        let v = wait_json(&agent.registry, |v| {
+            v["SOURCE.r1"]["EventAcceptedCount"] == "1000"
+                && v["CHANNEL.c1"]["EventTakeSuccessCount"] == "1000"
+        })
+        .await;
+        assert_eq!(v["SOURCE.r1"]["EventAcceptedCount"], "1000", "{v}");
+        assert_eq!(v["CHANNEL.c1"]["EventTakeSuccessCount"], "1000", "{v}");
         agent.shutdown(Duration::from_secs(2)).await;
     }
 }

@@ -847,7 +847,15 @@ mod tests {
 
     #[tokio::test]
     async fn take_waits_for_a_put() {
-        let ch = channel(10, 10);
+        // keep-alive far above any scheduling delay: the taker must still be waiting when
+        // the put lands, however late this task runs again.
+        let ch = MemoryChannelConfig {
+            capacity: 10,
+            transaction_capacity: 10,
+            keep_alive: Duration::from_secs(60),
+            ..Default::default()
+        }
+        .build("c1");
         let ch2 = ch.clone();
         let taker = tokio::spawn(async move {
             let mut tx = ch2.transaction();

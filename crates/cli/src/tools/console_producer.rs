@@ -340,11 +340,24 @@ pub fn run(args: ConsoleProducerArgs) -> anyhow::Result<()> {
     let lines = spawn_line_reader(std::io::stdin().is_terminal());
     let mut line_number = 0usize;
     let mut failed = false;
-    while !interrupted.load(std::sync::atomic::Ordering::SeqCst) {
-        let line = match lines.recv_timeout(Duration::from_millis(100)) {
+    // After Ctrl-C, the lines already read from stdin are still sent (Kafka reads and sends
+    // each line on one thread, so a line it has read is never dropped): the reader hands
+    // over what it holds without blocking, so a short wait per line suffices. Bounded by
+    // the channel's capacity.
+    let mut drain_left = 1024usize;
+    loop {
+        let draining = interrupted.load(std::sync::atomic::Ordering::SeqCst);
+        if draining {
+            if drain_left == 0 {
+                break;
+            }
+            drain_left -= 1;
+        }
+        let wait = Duration::from_millis(if draining { 50 } else { 100 });
+        let line = match lines.recv_timeout(wait) {
             Ok(line) => line.context("cannot read stdin")?,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => continue,
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !draining => continue,
+            Err(_) => break,
         };
         line_number += 1;
         let record = match parse_line(&line, line_number, &reader) {

@@ -683,15 +683,20 @@ mod tests {
 
     #[test]
     fn substitution() {
-        std::env::set_var("FLUMEN_TEST_PORT", "5555");
+        // Reads a variable every environment has instead of setting one: set_var races
+        // with getenv in the other test threads (libc, C libraries) of this process.
+        let path = std::env::var("PATH").expect("PATH is set");
         let mut sys = HashMap::new();
         sys.insert("dir".to_string(), "/tmp/x".to_string());
         let p = Properties::parse_str(
-            "base=/data\na1.x = ${base}/y ${FLUMEN_TEST_PORT} ${env:FLUMEN_TEST_PORT} ${sys:dir} ${nope} $${base}\n",
+            "base=/data\na1.x = ${base}/y ${PATH} ${env:PATH} ${sys:dir} ${nope} $${base}\n",
             &sys,
         );
         let v = &p.entries.iter().find(|e| e.key == "a1.x").unwrap().value;
-        assert_eq!(v, "/data/y 5555 5555 /tmp/x ${nope} ${base}");
+        assert_eq!(
+            v,
+            &format!("/data/y {path} {path} /tmp/x ${{nope}} ${{base}}")
+        );
     }
 
     #[test]

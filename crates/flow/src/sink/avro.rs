@@ -314,7 +314,8 @@ mod tests {
         let port = src.local_addr().unwrap().port();
         let stop = CancellationToken::new();
         let task = tokio::spawn(Box::new(src).run(processor, stop.clone()));
-        let t = Duration::from_secs(5);
+        // Connect/request timeouts far above any scheduling delay of a busy machine.
+        let t = Duration::from_secs(60);
         let mut client = AvroClient::new("127.0.0.1".into(), port, t, t);
         let mut e = Event::new(&b"body"[..]);
         e.headers.insert("k".into(), "v".into());

@@ -791,10 +791,12 @@ mod tests {
         let agent = start_with(&p, &Default::default(), &Default::default())
             .await
             .unwrap();
-        for _ in 0..100 {
-            if spool.join("a.log.COMPLETED").exists() {
-                break;
-            }
+        // The source renames the file, then forgets its position: wait (bounded) for both.
+        let position = spool.join(".flumespool").join(POSITION_FILE);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        while (!spool.join("a.log.COMPLETED").exists() || position.exists())
+            && tokio::time::Instant::now() < deadline
+        {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         let channels = agent.stop_for_reload().await;
