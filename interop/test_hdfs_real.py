@@ -185,3 +185,35 @@ a1.sinks.k1.hdfs.retryInterval = 1
     assert not [f for f, _ in files if f.endswith(".tmp")], files
     numbers = [int(x) for x in hdfs.fs("-cat", "/restart/*").split()]
     assert sorted(numbers) == list(range(total)), f"{len(numbers)} numbers, {len(set(numbers))} distinct"
+
+
+def test_flumelogs_lesson_over_webhdfs(flumen_bin, tmp_path, hdfs):
+    """The lesson with hdfs.path = webhdfs://127.0.0.1:<NameNode HTTP port>/…: the classic
+    two-step CREATE/APPEND (307 to the DataNode), RENAME on close; Hadoop's shell reads the
+    SequenceFiles back."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    web = f"webhdfs://127.0.0.1:{hdfs.env['NN_HTTP_PORT']}"
+    conf = flumelogs_conf(spool, f"{web}/web/flume")
+    agent = Agent(flumen_bin, tmp_path, conf)
+    want = SEED_LOG.read_bytes()
+    try:
+        agent.wait_log("Agent started.")
+        shutil.copy(SEED_LOG, tmp_path / "fred.txt")
+        os.rename(tmp_path / "fred.txt", spool / "fred.txt")
+        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=30, what="spool file ingested")
+        wait_until(lambda: sum(s for _, s in hdfs.files("/web/flume")) >= len(want),
+                   timeout=60, what="all bytes in HDFS")
+    finally:
+        assert agent.stop() == 0, agent.text()
+    files = hdfs.files("/web/flume")
+    assert files and not [f for f, _ in files if f.endswith(".tmp")], files
+    for f, _ in files:
+        rel = f.split("/web/flume/", 1)[1]
+        d, name = rel.rsplit("/", 1)
+        assert len(d) == len("yy-mm-dd/HHM0/00") and d.endswith("0/00"), rel
+        assert name.startswith("events-.")
+    paths = sorted((f for f, _ in files), key=counter_of)
+    lines = hdfs.fs("-text", *paths).decode().splitlines()
+    got = b"".join(bytes.fromhex(line.split("\t", 1)[1].replace(" ", "")) + b"\n" for line in lines)
+    assert got == want
