@@ -9,6 +9,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from agent_bench import CHANNEL, Agent, data_file, fresh  # noqa: E402
 
 SEQ_EVENTS = int(os.environ["SEQ_EVENTS"])
+# seq's bodySize (zero-padded counter); 0 = the plain counter (1-8 digits).
+SEQ_BODY_SIZE = int(os.environ.get("SEQ_BODY_SIZE", "0"))
 WORK = os.environ["WORK"]
 
 HDFS_SINK = """
@@ -54,11 +56,15 @@ def report(name, nbytes, events, secs, agent):
 
 def bench_seq():
     out = fresh(os.path.join(WORK, "out-seq"))
-    # seq bodies are 0, 1, 2, ...; DataStream adds a newline to each.
-    expected = sum(len(str(i)) + 1 for i in range(SEQ_EVENTS))
+    # seq bodies are 0, 1, 2, ... (zero-padded to bodySize); DataStream adds a newline.
+    if SEQ_BODY_SIZE >= 8:
+        expected = (SEQ_BODY_SIZE + 1) * SEQ_EVENTS
+    else:
+        expected = sum(max(len(str(i)), SEQ_BODY_SIZE) + 1 for i in range(SEQ_EVENTS))
     conf = (f"a1.sources = r1\na1.channels = c1\na1.sinks = k1\n"
             f"a1.sources.r1.type = seq\na1.sources.r1.batchSize = 10000\n"
             f"a1.sources.r1.totalEvents = {SEQ_EVENTS}\na1.sources.r1.channels = c1\n"
+            f"a1.sources.r1.bodySize = {SEQ_BODY_SIZE}\n"
             + CHANNEL + HDFS_SINK.format(path=out + "/%Y-%m-%d/%H"))
     start = time.time()
     agent = Agent(conf)
