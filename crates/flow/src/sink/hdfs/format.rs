@@ -263,7 +263,9 @@ impl Encoder {
         if self.cfg.file_type == FileType::SequenceFile {
             self.write_sync();
         }
-        let raw = std::mem::replace(&mut self.buf, Vec::with_capacity(64 * 1024));
+        // The next batch is likely as big as this one: no regrowth from 64 KiB each time.
+        let next = Vec::with_capacity(self.buf.len().max(64 * 1024));
+        let raw = std::mem::replace(&mut self.buf, next);
         let out = match (self.cfg.file_type, self.cfg.codec) {
             (FileType::CompressedStream, Some(Codec::Gzip)) => {
                 let mut enc = flate2::write::GzEncoder::new(
