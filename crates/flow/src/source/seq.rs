@@ -70,6 +70,8 @@ impl Source for SeqSource {
             let mut next: u64 = 0;
             let mut backoffs = 0u64;
             let mut text = String::new();
+            // bodySize padding, copied (the formatter pads one char at a time).
+            let zeros = vec![b'0'; self.config.body_size];
             while !shutdown.is_cancelled() {
                 let n = (self.config.total_events - next).min(self.config.batch_size as u64);
                 if n == 0 {
@@ -81,7 +83,8 @@ impl Source for SeqSource {
                 let mut events = Vec::with_capacity(n as usize);
                 for i in next..next + n {
                     text.clear();
-                    let _ = write!(text, "{i:0width$}");
+                    let _ = write!(text, "{i}");
+                    buf.extend_from_slice(&zeros[..width.saturating_sub(text.len())]);
                     buf.extend_from_slice(text.as_bytes());
                     events.push(Event::new(buf.split().freeze()));
                 }
