@@ -153,3 +153,75 @@ def test_missing_timestamp_dead_letter(flumen_bin, tmp_path):
         assert agent.stop() == 0
     files = sorted(output_files(dead), key=counter_of)
     assert b"".join(p.read_bytes() for p in files) == want
+
+
+def test_avro_event_files_read_by_the_avro_library(flumen_bin, tmp_path):
+    """serializer = avro_event in the hdfs sink (DataStream) and in file_roll (they share the
+    encoder; file_roll with sink.codeC = gzip too): Avro's own reader gets every event back."""
+    import gzip
+
+    from avro.datafile import DataFileReader
+    from avro.io import DatumReader
+
+    out_hdfs, out_roll, out_gz = tmp_path / "hdfs", tmp_path / "roll", tmp_path / "gz"
+    out_roll.mkdir()
+    out_gz.mkdir()
+    total = 500
+    conf = f"""
+a1.sources = r1
+a1.channels = c1 c2 c3
+a1.sinks = k1 k2 k3
+a1.sources.r1.type = seq
+a1.sources.r1.batchSize = 50
+a1.sources.r1.totalEvents = {total}
+a1.sources.r1.channels = c1 c2 c3
+a1.channels.c1.type = memory
+a1.channels.c2.type = memory
+a1.channels.c3.type = memory
+a1.sinks.k1.type = hdfs
+a1.sinks.k1.channel = c1
+a1.sinks.k1.hdfs.path = {out_hdfs}
+a1.sinks.k1.hdfs.fileType = DataStream
+a1.sinks.k1.hdfs.fileSuffix = .avro
+a1.sinks.k1.hdfs.rollCount = 0
+a1.sinks.k1.hdfs.rollSize = 0
+a1.sinks.k1.hdfs.rollInterval = 0
+a1.sinks.k1.serializer = avro_event
+a1.sinks.k2.type = file_roll
+a1.sinks.k2.channel = c2
+a1.sinks.k2.sink.directory = {out_roll}
+a1.sinks.k2.sink.rollInterval = 0
+a1.sinks.k2.sink.serializer = avro_event
+a1.sinks.k3.type = file_roll
+a1.sinks.k3.channel = c3
+a1.sinks.k3.sink.directory = {out_gz}
+a1.sinks.k3.sink.rollInterval = 0
+a1.sinks.k3.sink.codeC = gzip
+"""
+    want = [str(i).encode() for i in range(total)]
+
+    def events(path):
+        with DataFileReader(open(path, "rb"), DatumReader()) as r:
+            return [d["body"] for d in r]
+
+    def hdfs_done():
+        files = output_files(out_hdfs)  # still in use (.avro.tmp) until the agent stops
+        try:
+            return len(files) == 1 and len(events(files[0])) == total
+        except Exception:
+            return False
+
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_log("Agent started.")
+        wait_until(hdfs_done, timeout=30, what="all events in the hdfs sink's Avro file")
+        wait_until(lambda: [p for p in out_roll.iterdir() if events(p) == want], timeout=30,
+                   what="all events in file_roll's Avro file")
+        wait_until(lambda: [p for p in out_gz.iterdir() if p.name.endswith(".gz")
+                            and gzip.decompress(p.read_bytes()).split() == want],
+                   timeout=30, what="all events in file_roll's gzip file")
+    finally:
+        assert agent.stop() == 0, agent.text()
+    [f] = output_files(out_hdfs)
+    assert f.name.endswith(".avro"), f
+    assert events(f) == want

@@ -5,11 +5,13 @@ Skipped, with the reason, only when java or the script is missing. The first sta
 ~220 MB through pip (~15 s); the jars are then kept in $XDG_CACHE_HOME (or ~/.cache)
 /flumen-hdfs-jars so later runs start in a few seconds.
 """
+import json
 import os
 import pathlib
 import shutil
 import subprocess
 import time
+import urllib.request
 
 import pytest
 
@@ -186,3 +188,55 @@ a1.sinks.k1.hdfs.retryInterval = 1
     assert not [f for f, _ in files if f.endswith(".tmp")], files
     numbers = [int(x) for x in hdfs.fs("-cat", "/restart/*").split()]
     assert sorted(numbers) == list(range(total)), f"{len(numbers)} numbers, {len(set(numbers))} distinct"
+
+
+def web_files(hdfs, path):
+    """(path, size) of every file under path, by WebHDFS LISTSTATUS."""
+    out, stack = [], [path]
+    while stack:
+        d = stack.pop()
+        url = f"http://127.0.0.1:{hdfs.env['NN_HTTP_PORT']}/webhdfs/v1{d}?op=LISTSTATUS&user.name=test"
+        try:
+            statuses = json.load(urllib.request.urlopen(url, timeout=10))["FileStatuses"]["FileStatus"]
+        except (OSError, ValueError, KeyError):
+            continue
+        for st in statuses:
+            p = f"{d}/{st['pathSuffix']}"
+            if st["type"] == "DIRECTORY":
+                stack.append(p)
+            else:
+                out.append((p, st["length"]))
+    return out
+
+
+def test_flumelogs_lesson_over_webhdfs(flumen_bin, tmp_path, hdfs):
+    """The lesson with hdfs.path = webhdfs://127.0.0.1:<NameNode HTTP port>/…: the classic
+    two-step CREATE/APPEND (307 to the DataNode), RENAME on close; Hadoop's shell reads the
+    SequenceFiles back."""
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    web = f"webhdfs://127.0.0.1:{hdfs.env['NN_HTTP_PORT']}"
+    conf = flumelogs_conf(spool, f"{web}/web/flume")
+    agent = Agent(flumen_bin, tmp_path, conf)
+    want = SEED_LOG.read_bytes()
+    try:
+        agent.wait_log("Agent started.")
+        shutil.copy(SEED_LOG, tmp_path / "fred.txt")
+        os.rename(tmp_path / "fred.txt", spool / "fred.txt")
+        wait_until(lambda: (spool / "fred.txt.COMPLETED").exists(), timeout=30, what="spool file ingested")
+        # Polled over WebHDFS itself (a shell run starts a JVM each time).
+        wait_until(lambda: sum(s for _, s in web_files(hdfs, "/web/flume")) >= len(want),
+                   timeout=60, what="all bytes in HDFS")
+    finally:
+        assert agent.stop() == 0, agent.text()
+    files = hdfs.files("/web/flume")
+    assert files and not [f for f, _ in files if f.endswith(".tmp")], files
+    for f, _ in files:
+        rel = f.split("/web/flume/", 1)[1]
+        d, name = rel.rsplit("/", 1)
+        assert len(d) == len("yy-mm-dd/HHM0/00") and d.endswith("0/00"), rel
+        assert name.startswith("events-.")
+    paths = sorted((f for f, _ in files), key=counter_of)
+    lines = hdfs.fs("-text", *paths).decode().splitlines()
+    got = b"".join(bytes.fromhex(line.split("\t", 1)[1].replace(" ", "")) + b"\n" for line in lines)
+    assert got == want

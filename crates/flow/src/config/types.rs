@@ -392,13 +392,16 @@ pub fn interceptor(value: &str) -> Resolved<InterceptorType> {
     resolve(INTERCEPTORS, value)
 }
 
-/// Event serializers (file_roll `sink.serializer`).
+/// Event serializers (file_roll `sink.serializer`, hdfs `serializer`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SerializerType {
     /// `text`: body + newline
     Text,
     /// `header_and_text`: `{k=v} body` + newline
     HeaderAndText,
+    /// `avro_event`: an Avro object container file of Flume's `Event` records
+    /// (`{headers: map<string>, body: bytes}`), one block per batch.
+    AvroEvent,
 }
 
 const SERIALIZERS: &[Row<SerializerType>] = &[
@@ -415,7 +418,7 @@ const SERIALIZERS: &[Row<SerializerType>] = &[
     (
         "avro_event",
         "org.apache.flume.serialization.FlumeEventAvroEventSerializer$Builder",
-        None,
+        Some(SerializerType::AvroEvent),
     ),
 ];
 

@@ -5,6 +5,11 @@
 //! and n = 1, 2, … per roll (`DEFAULT` path manager), or `<prefix><yyyyMMddHHmmss>-<n>`
 //! (`ROLLTIME`). A batch is serialized on the runtime thread, written and flushed on a
 //! blocking thread, and only then is the take committed.
+//!
+//! Serializers and compression are the hdfs sink's ([`crate::sink::hdfs::format`]):
+//! `sink.serializer` = `TEXT`, `header_and_text` or `avro_event` (an Avro container file per
+//! file), and, a Flumen extension, `sink.codeC` = `gzip` or `snappy` compresses each file
+//! as the hdfs sink's `CompressedStream` does (one compressed member per batch).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,8 +21,8 @@ use crate::channel::MemoryChannel;
 use crate::config::types::{self, Resolved, SerializerType};
 use crate::config::Context;
 use crate::error::{FlowError, Result};
-use crate::event::{headers_to_string, Event};
 use crate::monitoring::{now_ms, CounterGroup, SINK_COUNTERS};
+use crate::sink::hdfs::format::{Codec, Encoder, FileType, FormatConfig, WriteFormat};
 
 /// How file names are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,8 +40,11 @@ pub struct FileRollConfig {
     pub directory: PathBuf,
     /// `sink.rollInterval`: seconds per file; 0 = never roll. Flume's default: 30.
     pub roll_interval: Duration,
-    /// `sink.serializer`: `text` or `header_and_text`. Flume's default: `TEXT`.
+    /// `sink.serializer`: `text`, `header_and_text` or `avro_event`. Flume's default: `TEXT`.
     pub serializer: SerializerType,
+    /// `sink.codeC`: `gzip` or `snappy` (Hadoop's framing), a Flumen extension sharing the
+    /// hdfs sink's `CompressedStream` code. Default: none.
+    pub codec: Option<Codec>,
     /// `sink.serializer.appendNewline`: end each event with `\n`. Flume's default: true.
     pub append_newline: bool,
     /// `sink.batchSize`: events per transaction. Flume's default: 100.
@@ -45,8 +53,25 @@ pub struct FileRollConfig {
     pub path_manager: PathManager,
     /// `sink.pathManager.prefix`. Flume's default: empty.
     pub prefix: String,
-    /// `sink.pathManager.extension`. Flume's default: empty (no extension).
+    /// `sink.pathManager.extension`. Flume's default: empty (no extension); with
+    /// `sink.codeC`, the codec's (`gz`, `snappy`).
     pub extension: String,
+}
+
+impl FileRollConfig {
+    fn format(&self) -> FormatConfig {
+        FormatConfig {
+            file_type: if self.codec.is_some() {
+                FileType::CompressedStream
+            } else {
+                FileType::DataStream
+            },
+            codec: self.codec,
+            write_format: WriteFormat::Writable,
+            serializer: self.serializer,
+            append_newline: self.append_newline,
+        }
+    }
 }
 
 impl FileRollConfig {
@@ -69,6 +94,20 @@ impl FileRollConfig {
                 ))
             }
         };
+        let codec = match ctx
+            .get("sink.codeC")
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+        {
+            None => None,
+            Some(v) => Some(Codec::parse(v).ok_or_else(|| {
+                ctx.error("sink.codeC", format!("`{v}` is not one of gzip, snappy"))
+            })?),
+        };
+        let extension = match (ctx.string("sink.pathManager.extension", ""), codec) {
+            (e, Some(c)) if e.is_empty() => c.extension().trim_start_matches('.').to_string(),
+            (e, _) => e,
+        };
         let batch_size = ctx.number::<usize>("sink.batchSize", 100)?;
         if batch_size == 0 {
             return Err(ctx.error("sink.batchSize", "must be at least 1"));
@@ -77,11 +116,12 @@ impl FileRollConfig {
             directory,
             roll_interval: Duration::from_secs(ctx.number("sink.rollInterval", 30)?),
             serializer,
+            codec,
             append_newline: ctx.boolean("sink.serializer.appendNewline", true),
             batch_size,
             path_manager,
             prefix: ctx.string("sink.pathManager.prefix", ""),
-            extension: ctx.string("sink.pathManager.extension", ""),
+            extension,
         })
     }
 
@@ -105,6 +145,7 @@ impl FileRollConfig {
                 source: std::io::Error::from(std::io::ErrorKind::NotADirectory),
             });
         }
+        let format = self.format();
         Ok(FileRollSink {
             name: name.to_string(),
             channel,
@@ -114,7 +155,7 @@ impl FileRollConfig {
             last_stamp: String::new(),
             writer: None,
             opened: Instant::now(),
-            buf: Vec::with_capacity(256 * 1024),
+            encoder: Encoder::new(&format),
             counter: Arc::new(CounterGroup::new("SINK", name, SINK_COUNTERS)),
         })
     }
@@ -130,7 +171,8 @@ pub struct FileRollSink {
     last_stamp: String,
     writer: Option<std::io::BufWriter<std::fs::File>>,
     opened: Instant,
-    buf: Vec<u8>,
+    /// Encodes the open file's batches (a new one per file).
+    encoder: Encoder,
     counter: Arc<CounterGroup>,
 }
 
@@ -155,31 +197,15 @@ impl FileRollSink {
         self.config.directory.join(name)
     }
 
-    fn serialize(&mut self, events: &[Event]) {
-        self.buf.clear();
-        for e in events {
-            if self.config.serializer == SerializerType::HeaderAndText {
-                self.buf
-                    .extend_from_slice(headers_to_string(&e.headers).as_bytes());
-                self.buf.push(b' ');
-            }
-            self.buf.extend_from_slice(&e.body);
-            if self.config.append_newline {
-                self.buf.push(b'\n');
-            }
-        }
-    }
-
-    /// Writes `self.buf` (opening or rolling the file first if needed) off the runtime.
-    async fn write(&mut self, roll: bool) -> std::io::Result<()> {
+    /// Writes `buf` (opening or rolling the file first if needed) off the runtime.
+    async fn write(&mut self, roll: bool, buf: Vec<u8>) -> std::io::Result<()> {
         let next = if self.writer.is_none() || roll {
             Some(self.next_path())
         } else {
             None
         };
         let mut writer = self.writer.take();
-        let buf = std::mem::take(&mut self.buf);
-        let (writer, buf, result, opened) = tokio::task::spawn_blocking(move || {
+        let (writer, result, opened) = tokio::task::spawn_blocking(move || {
             let mut opened = false;
             let r = (|| {
                 if let Some(path) = next {
@@ -197,12 +223,11 @@ impl FileRollSink {
                 w.write_all(&buf)?;
                 w.flush()
             })();
-            (writer, buf, r, opened)
+            (writer, r, opened)
         })
         .await
         .map_err(std::io::Error::other)?;
         self.writer = writer;
-        self.buf = buf;
         if opened {
             self.opened = Instant::now();
             self.counter.add("ConnectionCreatedCount", 1);
@@ -254,16 +279,32 @@ impl Sink for FileRollSink {
             let mut tx = self.channel.transaction();
             let n = tx.take_batch(self.config.batch_size).await?;
             self.counter.add("EventDrainAttemptCount", n as i64);
-            self.serialize(tx.taken());
+            if roll || self.writer.is_none() {
+                self.encoder = Encoder::new(&self.config.format());
+            }
+            for e in tx.taken() {
+                self.encoder.append(e, 0);
+            }
+            let component = format!("sink {}", self.name);
+            let io_err = |source| FlowError::Io {
+                component: component.clone(),
+                message: "Failed to process transaction".into(),
+                source,
+            };
+            let buf = match self.encoder.finish_batch() {
+                Ok(b) => b,
+                Err(e) => return Err(io_err(e)),
+            };
             if n > 0 || roll || self.writer.is_none() {
-                if let Err(e) = self.write(roll).await {
+                let len = buf.len();
+                let res = self.write(roll, buf).await;
+                if let Err(e) = res {
+                    let (pos, sync) = (self.encoder.position(), self.encoder.last_sync());
+                    self.encoder.rewind(pos, sync);
                     self.counter.add("EventWriteFail", 1);
-                    return Err(FlowError::Io {
-                        component: format!("sink {}", self.name),
-                        message: "Failed to process transaction".into(),
-                        source: e,
-                    }); // dropping tx rolls back
+                    return Err(io_err(e)); // dropping tx rolls back
                 }
+                self.encoder.committed(len);
             }
             tx.commit().await?;
             let batch = self.config.batch_size;
@@ -295,6 +336,7 @@ impl Sink for FileRollSink {
 mod tests {
     use super::*;
     use crate::channel::MemoryChannelConfig;
+    use crate::event::Event;
 
     #[tokio::test]
     async fn writes_text_and_header_and_text() {
@@ -330,6 +372,58 @@ mod tests {
             "{k=v} hello\n{} world\n"
         );
         assert_eq!(ch.len(), 0);
+    }
+
+    /// Two batches through the sink with `pairs`; the one file it wrote.
+    async fn run_two_batches(pairs: &[(&str, &str)]) -> (String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let ch = MemoryChannelConfig::default().build("c1");
+        let d = dir.path().to_str().unwrap().to_string();
+        let mut all = vec![("sink.directory", d.as_str()), ("sink.batchSize", "2")];
+        all.extend_from_slice(pairs);
+        let ctx = Context::from_pairs("sink k1", &all);
+        let mut sink = FileRollConfig::from_context(&ctx)
+            .unwrap()
+            .build("k1", ch.clone())
+            .unwrap();
+        for batch in [["a", "b"], ["c", "d"]] {
+            let mut tx = ch.transaction();
+            tx.put_all(batch.iter().map(|b| Event::new(*b))).unwrap();
+            tx.commit().await.unwrap();
+            assert_eq!(sink.process().await.unwrap(), Status::Ready);
+        }
+        sink.stop().await;
+        let files: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+        (name, std::fs::read(&files[0]).unwrap())
+    }
+
+    #[tokio::test]
+    async fn gzip_and_avro_share_the_hdfs_encoders() {
+        use std::io::Read as _;
+        let (name, data) = run_two_batches(&[("sink.codeC", "gzip")]).await;
+        assert!(name.ends_with("-1.gz"), "{name}");
+        let mut text = String::new();
+        flate2::read::MultiGzDecoder::new(&data[..])
+            .read_to_string(&mut text)
+            .unwrap();
+        assert_eq!(text, "a\nb\nc\nd\n");
+        let (name, data) = run_two_batches(&[
+            ("sink.serializer", "avro_event"),
+            ("sink.pathManager.extension", "avro"),
+        ])
+        .await;
+        assert!(name.ends_with("-1.avro"), "{name}");
+        assert_eq!(&data[..4], b"Obj\x01");
+        let sync = &data[data.len() - 16..];
+        // Header sync + one block per batch, each ending with the file's sync marker.
+        assert_eq!(data.windows(16).filter(|w| *w == sync).count(), 3);
+        let bad = Context::from_pairs("sink k1", &[("sink.directory", "/"), ("sink.codeC", "lzo")]);
+        assert!(FileRollConfig::from_context(&bad).is_err());
     }
 
     #[test]

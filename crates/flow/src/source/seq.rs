@@ -22,6 +22,9 @@ pub struct SeqConfig {
     pub batch_size: usize,
     /// `totalEvents`: how many events to generate. Flume's default: Long.MAX_VALUE.
     pub total_events: u64,
+    /// `bodySize` (a Flumen extension for benchmarks): the counter is left-padded with
+    /// zeros to this many bytes. Default: 0 (the plain counter, as in Flume).
+    pub body_size: usize,
 }
 
 impl SeqConfig {
@@ -34,6 +37,7 @@ impl SeqConfig {
         Ok(SeqConfig {
             batch_size,
             total_events: ctx.number::<u64>("totalEvents", i64::MAX as u64)?,
+            body_size: ctx.number::<usize>("bodySize", 0)?,
         })
     }
 
@@ -66,17 +70,21 @@ impl Source for SeqSource {
             let mut next: u64 = 0;
             let mut backoffs = 0u64;
             let mut text = String::new();
+            // bodySize padding, copied (the formatter pads one char at a time).
+            let zeros = vec![b'0'; self.config.body_size];
             while !shutdown.is_cancelled() {
                 let n = (self.config.total_events - next).min(self.config.batch_size as u64);
                 if n == 0 {
                     shutdown.cancelled().await;
                     break;
                 }
-                let mut buf = BytesMut::with_capacity(n as usize * 8);
+                let width = self.config.body_size;
+                let mut buf = BytesMut::with_capacity(n as usize * width.max(8));
                 let mut events = Vec::with_capacity(n as usize);
                 for i in next..next + n {
                     text.clear();
                     let _ = write!(text, "{i}");
+                    buf.extend_from_slice(&zeros[..width.saturating_sub(text.len())]);
                     buf.extend_from_slice(text.as_bytes());
                     events.push(Event::new(buf.split().freeze()));
                 }

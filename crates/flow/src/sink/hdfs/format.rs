@@ -1,7 +1,10 @@
 //! File formats of the hdfs sink (`hdfs.fileType`): how events become the bytes of a file.
 //!
 //! * `DataStream`: the serializer's output as is (`text`: body + `\n`; `header_and_text`:
-//!   `{k=v, …} body\n`).
+//!   `{k=v, …} body\n`; `avro_event`: an Avro object container file, as Flume's
+//!   `FlumeEventAvroEventSerializer` writes it: schema `Event {headers: map<string>,
+//!   body: bytes}`, codec `null`, one block per batch (Flume flushes a block at each batch's
+//!   `sync()`), the container header with the first batch).
 //! * `CompressedStream`: the same bytes compressed with `hdfs.codeC`. As in Flume
 //!   (`HDFSCompressedDataStream.sync()` calls `finish()`), every flushed batch is one complete
 //!   compressed member (gzip members concatenate into a valid `.gz`), so a batch that is rolled
@@ -99,6 +102,26 @@ pub struct Encoder {
     sync: [u8; 16],
     pos: u64,
     last_sync: u64,
+    /// avro_event: the records of the current block and their count.
+    avro_block: Vec<u8>,
+    avro_count: i64,
+}
+
+/// Flume's `Event` schema, as `FlumeEventAvroEventSerializer` declares it.
+pub const AVRO_EVENT_SCHEMA: &str = r#"{"type":"record","name":"Event","fields":[{"name":"headers","type":{"type":"map","values":"string"}},{"name":"body","type":"bytes"}]}"#;
+
+fn avro_long(out: &mut Vec<u8>, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.push((z as u8) | 0x80);
+        z >>= 7;
+    }
+    out.push(z as u8);
+}
+
+fn avro_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    avro_long(out, b.len() as i64);
+    out.extend_from_slice(b);
 }
 
 impl Encoder {
@@ -112,7 +135,26 @@ impl Encoder {
             sync,
             pos: 0,
             last_sync: 0,
+            avro_block: Vec::new(),
+            avro_count: 0,
         }
+    }
+
+    fn avro(&self) -> bool {
+        self.cfg.file_type != FileType::SequenceFile
+            && self.cfg.serializer == SerializerType::AvroEvent
+    }
+
+    /// The Avro container header: magic, metadata (schema, codec), sync marker.
+    fn avro_header(&mut self) {
+        self.buf.extend_from_slice(b"Obj\x01");
+        avro_long(&mut self.buf, 2);
+        avro_bytes(&mut self.buf, b"avro.schema");
+        avro_bytes(&mut self.buf, AVRO_EVENT_SCHEMA.as_bytes());
+        avro_bytes(&mut self.buf, b"avro.codec");
+        avro_bytes(&mut self.buf, b"null");
+        avro_long(&mut self.buf, 0);
+        self.buf.extend_from_slice(&self.sync);
     }
 
     /// The file header (SequenceFile), or nothing; to be written first.
@@ -160,6 +202,23 @@ impl Encoder {
                 }
                 self.buf.extend_from_slice(&e.body);
             }
+            _ if self.avro() => {
+                // The container header goes with the file's first batch (through the codec).
+                if self.pos == 0 && self.buf.is_empty() {
+                    self.avro_header();
+                }
+                let b = &mut self.avro_block;
+                if !e.headers.is_empty() {
+                    avro_long(b, e.headers.len() as i64);
+                    for (k, v) in e.headers.iter() {
+                        avro_bytes(b, k.as_bytes());
+                        avro_bytes(b, v.as_bytes());
+                    }
+                }
+                avro_long(b, 0);
+                avro_bytes(b, &e.body);
+                self.avro_count += 1;
+            }
             _ => {
                 if self.cfg.serializer == SerializerType::HeaderAndText {
                     self.buf
@@ -185,19 +244,28 @@ impl Encoder {
 
     /// True when the current batch holds nothing.
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        self.buf.is_empty() && self.avro_count == 0
     }
 
     /// Ends the current batch: the bytes to write (compressed as configured). Call
     /// [`Encoder::committed`] with their length once they are written.
     pub fn finish_batch(&mut self) -> std::io::Result<Vec<u8>> {
+        if self.avro_count > 0 {
+            avro_long(&mut self.buf, self.avro_count);
+            avro_long(&mut self.buf, self.avro_block.len() as i64);
+            self.buf.append(&mut self.avro_block);
+            self.buf.extend_from_slice(&self.sync);
+            self.avro_count = 0;
+        }
         if self.buf.is_empty() {
             return Ok(Vec::new());
         }
         if self.cfg.file_type == FileType::SequenceFile {
             self.write_sync();
         }
-        let raw = std::mem::replace(&mut self.buf, Vec::with_capacity(64 * 1024));
+        // The next batch is likely as big as this one: no regrowth from 64 KiB each time.
+        let next = Vec::with_capacity(self.buf.len().max(64 * 1024));
+        let raw = std::mem::replace(&mut self.buf, next);
         let out = match (self.cfg.file_type, self.cfg.codec) {
             (FileType::CompressedStream, Some(Codec::Gzip)) => {
                 let mut enc = flate2::write::GzEncoder::new(
@@ -221,6 +289,8 @@ impl Encoder {
     /// Forgets the current batch and rewinds to `file_len` (after a failed write).
     pub fn rewind(&mut self, file_len: u64, last_sync: u64) {
         self.buf.clear();
+        self.avro_block.clear();
+        self.avro_count = 0;
         self.pos = file_len;
         self.last_sync = last_sync;
     }
@@ -290,6 +360,91 @@ mod tests {
             serializer: SerializerType::Text,
             append_newline: true,
         }
+    }
+
+    /// Reads an Avro zigzag long.
+    fn read_long(b: &[u8], i: &mut usize) -> i64 {
+        let (mut v, mut shift) = (0u64, 0);
+        loop {
+            let x = b[*i];
+            *i += 1;
+            v |= ((x & 0x7f) as u64) << shift;
+            shift += 7;
+            if x < 0x80 {
+                return (v >> 1) as i64 ^ -((v & 1) as i64);
+            }
+        }
+    }
+
+    fn read_bytes<'a>(b: &'a [u8], i: &mut usize) -> &'a [u8] {
+        let n = read_long(b, i) as usize;
+        *i += n;
+        &b[*i - n..*i]
+    }
+
+    #[test]
+    fn avro_event_container() {
+        let mut c = cfg(FileType::DataStream, None, WriteFormat::Writable);
+        c.serializer = SerializerType::AvroEvent;
+        let mut enc = Encoder::new(&c);
+        assert!(
+            enc.header().is_empty(),
+            "the container header goes with the first batch"
+        );
+        let mut e = Event::new("hello");
+        e.headers.insert("k".into(), "v".into());
+        enc.append(&e, 0);
+        enc.append(&Event::new(vec![0u8, 255]), 0);
+        let first = enc.finish_batch().unwrap();
+        enc.committed(first.len());
+        enc.append(&Event::new("again"), 0);
+        let second = enc.finish_batch().unwrap();
+        let file = [first, second].concat();
+        let mut i = 4;
+        assert_eq!(&file[..4], b"Obj\x01");
+        assert_eq!(read_long(&file, &mut i), 2);
+        let mut meta = std::collections::BTreeMap::new();
+        for _ in 0..2 {
+            let k = read_bytes(&file, &mut i).to_vec();
+            meta.insert(k, read_bytes(&file, &mut i).to_vec());
+        }
+        assert_eq!(read_long(&file, &mut i), 0);
+        assert_eq!(meta[&b"avro.schema"[..]], AVRO_EVENT_SCHEMA.as_bytes());
+        assert_eq!(meta[&b"avro.codec"[..]], b"null");
+        let sync = file[i..i + 16].to_vec();
+        i += 16;
+        let mut events = Vec::new();
+        while i < file.len() {
+            let count = read_long(&file, &mut i);
+            let size = read_long(&file, &mut i) as usize;
+            let end = i + size;
+            for _ in 0..count {
+                let mut headers = Vec::new();
+                loop {
+                    let n = read_long(&file, &mut i);
+                    if n == 0 {
+                        break;
+                    }
+                    for _ in 0..n {
+                        let k = String::from_utf8(read_bytes(&file, &mut i).to_vec()).unwrap();
+                        let v = String::from_utf8(read_bytes(&file, &mut i).to_vec()).unwrap();
+                        headers.push((k, v));
+                    }
+                }
+                events.push((headers, read_bytes(&file, &mut i).to_vec()));
+            }
+            assert_eq!(i, end);
+            assert_eq!(file[i..i + 16], sync[..]);
+            i += 16;
+        }
+        assert_eq!(
+            events,
+            vec![
+                (vec![("k".to_string(), "v".to_string())], b"hello".to_vec()),
+                (vec![], vec![0, 255]),
+                (vec![], b"again".to_vec()),
+            ]
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! `hdfs`: time-bucketed files in HDFS or on the local disk (Flume's `HDFSEventSink`).
+//! `hdfs`: time-bucketed files in HDFS (native or WebHDFS), S3 or on the local disk (Flume's
+//! `HDFSEventSink`); where files go: [`storage`].
 //!
 //! Each event is put in a bucket: its `hdfs.path` and `hdfs.filePrefix` with escapes resolved
 //! ([`bucket_path`]). A bucket writes one file at a time, named

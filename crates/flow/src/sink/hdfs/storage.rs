@@ -6,6 +6,9 @@
 //! (`fs.defaultFS` from `-Dfs.defaultFS=…`, else `core-site.xml` in the `--conf` directory or
 //! `HADOOP_CONF_DIR`, else the local file system), see [`set_hadoop_settings`].
 //!
+//! `s3://bucket/…` / `s3a://bucket/…` (feature `s3`, see [`s3`]) and `webhdfs://nn:port/…`
+//! (feature `webhdfs`, see [`webhdfs`]) go over HTTP.
+//!
 //! Local writes run on blocking threads (never on a runtime worker). The contract of
 //! [`OutputFile::write`] is Flume's `hflush`: once it returns, the bytes are visible to
 //! readers and survive the writer process.
@@ -177,13 +180,46 @@ impl Storage for LocalStorage {
     }
 }
 
-/// The Hadoop settings that decide the default file system.
+/// The Hadoop settings that decide the default file system and configure the stores.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HadoopSettings {
     /// `fs.defaultFS` (None = the local file system).
     pub default_fs: Option<String>,
     /// The directory holding `core-site.xml` / `hdfs-site.xml`, if one was found.
     pub conf_dir: Option<PathBuf>,
+    /// Every property of that `core-site.xml`, overridden by `-Dname=value` (the S3 store
+    /// reads `fs.s3a.*` from here). Empty when neither gives any.
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl HadoopSettings {
+    /// A property (from `-D` or `core-site.xml`), trimmed, None when unset or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.properties
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+}
+
+/// Every `<property><name>…</name><value>…</value>` of a Hadoop `*-site.xml`, in order
+/// (a later one wins); XML entities in values are decoded.
+pub fn properties_from_site_xml(xml: &str) -> Vec<(String, String)> {
+    let re = regex::Regex::new(
+        r"(?s)<property>\s*<name>\s*([^<]*?)\s*</name>\s*<value>\s*([^<]*?)\s*</value>",
+    )
+    .expect("static regex");
+    re.captures_iter(xml)
+        .map(|c| (c[1].to_string(), xml_unescape(&c[2])))
+        .collect()
+}
+
+fn xml_unescape(s: &str) -> String {
+    s.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
 }
 
 static SETTINGS: RwLock<Option<HadoopSettings>> = RwLock::new(None);
@@ -222,6 +258,7 @@ pub fn resolve_hadoop_settings(
         if let Ok(xml) = std::fs::read_to_string(d.join("core-site.xml")) {
             settings.conf_dir = Some(d.clone());
             settings.default_fs = default_fs_from_core_site(&xml);
+            settings.properties = properties_from_site_xml(&xml).into_iter().collect();
             if settings.default_fs.is_some() {
                 break;
             }
@@ -232,6 +269,11 @@ pub fn resolve_hadoop_settings(
         .or_else(|| system.get("fs.default.name"))
     {
         settings.default_fs = Some(fs.clone());
+    }
+    for (k, v) in system {
+        if k.starts_with("fs.") || k.starts_with("hadoop.") {
+            settings.properties.insert(k.clone(), v.clone());
+        }
     }
     settings
 }
@@ -330,11 +372,34 @@ pub fn open(loc: &Location) -> Result<Arc<dyn Storage>, String> {
         "hdfs" => Err(
             "this build of flumen has no HDFS client (cargo feature `hdfs` of flumen-flow)".into(),
         ),
+        #[cfg(feature = "s3")]
+        "s3" | "s3a" => s3::S3Storage::open(&loc.authority, &hadoop_settings())
+            .map(|s| Arc::new(s) as Arc<dyn Storage>),
+        #[cfg(not(feature = "s3"))]
+        "s3" | "s3a" => {
+            Err("this build of flumen has no S3 client (cargo feature `s3` of flumen-flow)".into())
+        }
+        #[cfg(feature = "webhdfs")]
+        "webhdfs" | "swebhdfs" => webhdfs::WebHdfsStorage::open(&loc.scheme, &loc.authority)
+            .map(|s| Arc::new(s) as Arc<dyn Storage>),
+        #[cfg(not(feature = "webhdfs"))]
+        "webhdfs" | "swebhdfs" => Err(
+            "this build of flumen has no WebHDFS client (cargo feature `webhdfs` of flumen-flow)"
+                .into(),
+        ),
         other => Err(format!(
-            "the `{other}://` file system is not supported yet (supported: file://, hdfs://)"
+            "the `{other}://` file system is not supported (supported: file://, hdfs://, \
+             webhdfs://, swebhdfs://, s3://, s3a://)"
         )),
     }
 }
+
+#[cfg(any(feature = "s3", feature = "webhdfs"))]
+mod http;
+#[cfg(feature = "s3")]
+pub mod s3;
+#[cfg(feature = "webhdfs")]
+pub mod webhdfs;
 
 #[cfg(feature = "hdfs")]
 mod hdfs_native_store {
