@@ -42,11 +42,62 @@ impl<K: Copy + Ord> Keys<K> {
     }
 }
 
+/// What the engine knows in memory about the batch an offset-index entry points at, so a
+/// lookup that lands in that batch needs no read of the `.log`. Not part of Kafka's file
+/// format: known for entries made by appends and rebuilds in this process, unknown
+/// ([`BatchInfo::UNKNOWN`]) for entries loaded from an `.index` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Whole batch size in bytes; 0 when unknown.
+    pub size: u32,
+    /// lastOffsetDelta: the batch holds offsets `entry offset ..= entry offset + last_delta`.
+    pub last_delta: u32,
+    /// The batch's maxTimestamp.
+    pub max_timestamp: i64,
+    /// The timestamp a timestamp search answers when this batch is the first one reaching
+    /// the searched time, when that needs no look at its records: the maxTimestamp of a
+    /// compressed or LogAppendTime batch, the record's own timestamp in a one-record
+    /// uncompressed batch; [`BatchInfo::NO_ANSWER`] otherwise (the records must be read).
+    pub answer_timestamp: i64,
+}
+
+impl BatchInfo {
+    /// An entry loaded from a file: nothing known beyond offset and position.
+    pub const UNKNOWN: BatchInfo = BatchInfo {
+        size: 0,
+        last_delta: 0,
+        max_timestamp: i64::MIN,
+        answer_timestamp: i64::MIN,
+    };
+    /// Value of `answer_timestamp` when the records must be read.
+    pub const NO_ANSWER: i64 = i64::MIN;
+
+    /// Whether the batch is described (the entry was made in this process).
+    pub fn is_known(&self) -> bool {
+        self.size != 0
+    }
+}
+
+/// One offset-index entry with what is known about its batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Offset of the batch relative to the segment base (the batch's base offset).
+    pub offset: RelativeOffset,
+    /// Position of the batch in the `.log`.
+    pub position: FilePosition,
+    /// The batch, if known.
+    pub info: BatchInfo,
+}
+
 /// The offset index of one segment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetIndex {
     offsets: Keys<RelativeOffset>,
     positions: Vec<FilePosition>,
+    /// Batch descriptions of entries `infos_from..` (entries loaded from a file come first
+    /// and are not described, so they cost no memory here).
+    infos: Vec<BatchInfo>,
+    infos_from: usize,
 }
 
 impl OffsetIndex {
@@ -58,11 +109,38 @@ impl OffsetIndex {
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }
-    /// Adds an entry (must be above the last one).
+    /// Adds an entry (must be above the last one) whose batch is not described.
     pub fn append(&mut self, offset: RelativeOffset, position: FilePosition) {
+        self.append_with(offset, position, BatchInfo::UNKNOWN);
+    }
+    /// Adds an entry (must be above the last one) with what is known of its batch.
+    pub fn append_with(&mut self, offset: RelativeOffset, position: FilePosition, info: BatchInfo) {
         debug_assert!(self.last().is_none_or(|(o, p)| o < offset && p < position));
+        if self.infos.is_empty() {
+            self.infos_from = self.positions.len();
+        }
         self.offsets.push(offset);
         self.positions.push(position);
+        if info.is_known() || !self.infos.is_empty() {
+            self.infos.push(info);
+        }
+    }
+    /// Entry number `i`.
+    pub fn entry(&self, i: usize) -> Option<IndexEntry> {
+        Some(IndexEntry {
+            offset: *self.offsets.keys.get(i)?,
+            position: self.positions[i],
+            info: i
+                .checked_sub(self.infos_from)
+                .and_then(|k| self.infos.get(k))
+                .copied()
+                .unwrap_or(BatchInfo::UNKNOWN),
+        })
+    }
+    /// Number of the largest entry whose offset is `<= target`.
+    pub fn lookup_entry(&self, target: RelativeOffset) -> Option<usize> {
+        let i = self.offsets.partition_point(|&o| o <= target);
+        i.checked_sub(1)
     }
     /// The last entry.
     pub fn last(&self) -> Option<(RelativeOffset, FilePosition)> {
