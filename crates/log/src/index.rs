@@ -59,6 +59,12 @@ pub struct BatchInfo {
     /// compressed or LogAppendTime batch, the record's own timestamp in a one-record
     /// uncompressed batch; [`BatchInfo::NO_ANSWER`] otherwise (the records must be read).
     pub answer_timestamp: i64,
+    /// Number of batches without an index entry between the previous entry's batch and this
+    /// one (`u32::MAX` when unknown).
+    pub gap_batches: u32,
+    /// Largest maxTimestamp of those batches (`i64::MIN` when there is none, `i64::MAX` when
+    /// unknown): a timestamp search above it can skip them.
+    pub gap_max_timestamp: i64,
 }
 
 impl BatchInfo {
@@ -68,6 +74,8 @@ impl BatchInfo {
         last_delta: 0,
         max_timestamp: i64::MIN,
         answer_timestamp: i64::MIN,
+        gap_batches: u32::MAX,
+        gap_max_timestamp: i64::MAX,
     };
     /// Value of `answer_timestamp` when the records must be read.
     pub const NO_ANSWER: i64 = i64::MIN;
@@ -98,6 +106,10 @@ pub struct OffsetIndex {
     /// and are not described, so they cost no memory here).
     infos: Vec<BatchInfo>,
     infos_from: usize,
+    /// The batches appended after the last entry: how many, their largest maxTimestamp, and
+    /// whether they are unknown (batches that were on disk when the index was loaded).
+    trailing: (u32, i64),
+    trailing_unknown: bool,
 }
 
 impl OffsetIndex {
@@ -113,8 +125,36 @@ impl OffsetIndex {
     pub fn append(&mut self, offset: RelativeOffset, position: FilePosition) {
         self.append_with(offset, position, BatchInfo::UNKNOWN);
     }
-    /// Adds an entry (must be above the last one) with what is known of its batch.
-    pub fn append_with(&mut self, offset: RelativeOffset, position: FilePosition, info: BatchInfo) {
+    /// Notes a batch appended without an index entry (its maxTimestamp).
+    pub fn note_unindexed(&mut self, max_timestamp: i64) {
+        self.trailing = match self.trailing {
+            (0, _) => (1, max_timestamp),
+            (n, m) => (n.saturating_add(1), m.max(max_timestamp)),
+        };
+    }
+    /// The batches after the last entry, `(count, largest maxTimestamp)`, if known (the
+    /// timestamp is meaningless when the count is 0).
+    pub fn trailing(&self) -> Option<(u32, i64)> {
+        (!self.trailing_unknown).then_some(self.trailing)
+    }
+    /// Adds an entry (must be above the last one) with what is known of its batch (the gap
+    /// fields are filled in from the batches noted since the last entry).
+    pub fn append_with(
+        &mut self,
+        offset: RelativeOffset,
+        position: FilePosition,
+        mut info: BatchInfo,
+    ) {
+        if info.is_known() && !self.trailing_unknown {
+            info.gap_batches = self.trailing.0;
+            info.gap_max_timestamp = if self.trailing.0 == 0 {
+                i64::MIN
+            } else {
+                self.trailing.1
+            };
+        }
+        self.trailing = (0, i64::MIN);
+        self.trailing_unknown = false;
         debug_assert!(self.last().is_none_or(|(o, p)| o < offset && p < position));
         if self.infos.is_empty() {
             self.infos_from = self.positions.len();
@@ -181,6 +221,7 @@ impl OffsetIndex {
             }
             index.append(RelativeOffset(o), FilePosition(p));
         }
+        index.trailing_unknown = true;
         Some(index)
     }
 }
@@ -284,7 +325,10 @@ mod tests {
         assert_eq!(i.lookup(RelativeOffset(10)).unwrap().1, FilePosition(4100));
         assert_eq!(i.lookup(RelativeOffset(25)).unwrap().1, FilePosition(8300));
         let b = i.to_bytes();
-        assert_eq!(OffsetIndex::from_bytes(&b, 9000, 30), Some(i.clone()));
+        assert_eq!(
+            OffsetIndex::from_bytes(&b, 9000, 30).map(|l| l.to_bytes()),
+            Some(b.clone())
+        );
         assert_eq!(OffsetIndex::from_bytes(&b, 8000, 30), None);
         assert_eq!(OffsetIndex::from_bytes(&b[..7], 9000, 30), None);
     }

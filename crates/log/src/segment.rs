@@ -198,6 +198,8 @@ impl IndexBuilder {
                     .maybe_append(max_ts.0, RelativeOffset((max_ts.1 .0 - base.0) as u32));
             }
             *bytes_since_index = 0;
+        } else {
+            indexes.offset.note_unindexed(header.max_timestamp);
         }
         *bytes_since_index += header.size as u64;
     }
@@ -224,6 +226,8 @@ fn batch_info(header: &BatchHeader, whole: Option<&[u8]>) -> BatchInfo {
         last_delta: header.last_offset_delta.max(0) as u32,
         max_timestamp: header.max_timestamp,
         answer_timestamp,
+        gap_batches: u32::MAX,
+        gap_max_timestamp: i64::MAX,
     }
 }
 
@@ -882,10 +886,18 @@ impl Segment {
             if from >= self.size {
                 return Ok(None);
             }
-            // Go on in memory only if the next entry is the very next batch.
-            i = i
-                .map(|i| i + 1)
-                .filter(|&n| index.entry(n).is_some_and(|n| n.position.0 as u64 == from));
+            // Go on in memory past the batches without entry before the next entry when none
+            // of them reaches `ts`.
+            let next = i.map_or(0, |i| i + 1);
+            match index.entry(next) {
+                Some(n) if n.info.is_known() && n.info.gap_max_timestamp < ts.0 => {
+                    i = Some(next);
+                }
+                None if index.trailing().is_some_and(|(c, m)| c == 0 || m < ts.0) => {
+                    return Ok(None);
+                }
+                _ => break,
+            }
         }
         // One read usually covers the index entry, the batch found and its records.
         let chunk = (4 * self.index_interval as usize).clamp(4096, 1 << 16);
