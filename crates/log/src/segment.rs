@@ -739,17 +739,24 @@ impl Segment {
         let rel = (target.0 - self.base.0).clamp(0, u32::MAX as i64) as u32;
         let index = &self.indexes().offset;
         let mut start = 0;
-        if let Some(e) = index
-            .lookup_entry(RelativeOffset(rel))
-            .and_then(|i| index.entry(i))
-        {
+        let found = index.lookup_entry(RelativeOffset(rel));
+        if let Some((i, e)) = found.and_then(|i| Some((i, index.entry(i)?))) {
             start = e.position.0 as u64;
             if e.info.is_known() {
-                if rel as u64 <= e.offset.0 as u64 + e.info.last_delta as u64 {
+                let last = e.offset.0 as u64 + e.info.last_delta as u64;
+                if rel as u64 <= last {
                     return Ok(Some((start, Offset(self.base.0 + e.offset.0 as i64))));
                 }
-                // The target is in a later batch before the next entry.
+                // The target is in a later batch before the next entry: the very next one
+                // when it starts with the target or is the only batch before the next entry.
                 start += e.info.size as u64;
+                let gap = match index.entry(i + 1) {
+                    Some(n) => n.info.is_known().then_some(n.info.gap_batches),
+                    None => index.trailing().map(|t| t.0),
+                };
+                if rel as u64 == last + 1 || gap == Some(1) {
+                    return Ok(Some((start, Offset(self.base.0 + last as i64 + 1))));
+                }
             }
         }
         if let Some(pos) = self.read_cache.get(target) {
