@@ -65,6 +65,9 @@ pub struct BatchInfo {
     /// Largest maxTimestamp of those batches (`i64::MIN` when there is none, `i64::MAX` when
     /// unknown): a timestamp search above it can skip them.
     pub gap_max_timestamp: i64,
+    /// When the gap is one batch: the `answer_timestamp` of that batch (else
+    /// [`BatchInfo::NO_ANSWER`]).
+    pub gap_answer_timestamp: i64,
 }
 
 impl BatchInfo {
@@ -76,6 +79,7 @@ impl BatchInfo {
         answer_timestamp: i64::MIN,
         gap_batches: u32::MAX,
         gap_max_timestamp: i64::MAX,
+        gap_answer_timestamp: i64::MIN,
     };
     /// Value of `answer_timestamp` when the records must be read.
     pub const NO_ANSWER: i64 = i64::MIN;
@@ -109,6 +113,8 @@ pub struct OffsetIndex {
     /// The batches appended after the last entry: how many, their largest maxTimestamp, and
     /// whether they are unknown (batches that were on disk when the index was loaded).
     trailing: (u32, i64),
+    /// `answer_timestamp` of the first batch after the last entry.
+    trailing_answer: i64,
     trailing_unknown: bool,
 }
 
@@ -125,10 +131,14 @@ impl OffsetIndex {
     pub fn append(&mut self, offset: RelativeOffset, position: FilePosition) {
         self.append_with(offset, position, BatchInfo::UNKNOWN);
     }
-    /// Notes a batch appended without an index entry (its maxTimestamp).
-    pub fn note_unindexed(&mut self, max_timestamp: i64) {
+    /// Notes a batch appended without an index entry (its maxTimestamp, and the
+    /// `answer_timestamp` of [`BatchInfo`]).
+    pub fn note_unindexed(&mut self, max_timestamp: i64, answer_timestamp: i64) {
         self.trailing = match self.trailing {
-            (0, _) => (1, max_timestamp),
+            (0, _) => {
+                self.trailing_answer = answer_timestamp;
+                (1, max_timestamp)
+            }
             (n, m) => (n.saturating_add(1), m.max(max_timestamp)),
         };
     }
@@ -151,6 +161,11 @@ impl OffsetIndex {
                 i64::MIN
             } else {
                 self.trailing.1
+            };
+            info.gap_answer_timestamp = if self.trailing.0 == 1 {
+                self.trailing_answer
+            } else {
+                BatchInfo::NO_ANSWER
             };
         }
         self.trailing = (0, i64::MIN);

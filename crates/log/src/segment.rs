@@ -199,7 +199,8 @@ impl IndexBuilder {
             }
             *bytes_since_index = 0;
         } else {
-            indexes.offset.note_unindexed(header.max_timestamp);
+            let answer = batch_info(header, whole).answer_timestamp;
+            indexes.offset.note_unindexed(header.max_timestamp, answer);
         }
         *bytes_since_index += header.size as u64;
     }
@@ -228,6 +229,7 @@ fn batch_info(header: &BatchHeader, whole: Option<&[u8]>) -> BatchInfo {
         answer_timestamp,
         gap_batches: u32::MAX,
         gap_max_timestamp: i64::MAX,
+        gap_answer_timestamp: BatchInfo::NO_ANSWER,
     }
 }
 
@@ -897,8 +899,23 @@ impl Segment {
             // of them reaches `ts`.
             let next = i.map_or(0, |i| i + 1);
             match index.entry(next) {
-                Some(n) if n.info.is_known() && n.info.gap_max_timestamp < ts.0 => {
+                // No batch of the gap qualifies: all below `ts` or below `min_offset`.
+                Some(n)
+                    if n.info.is_known()
+                        && (n.info.gap_max_timestamp < ts.0
+                            || self.base.0 + (n.offset.0 as i64) <= min_offset.0) =>
+                {
                     i = Some(next);
+                }
+                // The gap is one batch, it qualifies, and its answer is known.
+                Some(n)
+                    if n.info.is_known()
+                        && n.info.gap_batches == 1
+                        && n.info.gap_answer_timestamp != BatchInfo::NO_ANSWER =>
+                {
+                    let gap_base = Offset(base.0 + e.info.last_delta as i64 + 1);
+                    let t = n.info.gap_answer_timestamp;
+                    return Ok((t >= ts.0).then_some((gap_base.max(min_offset), Timestamp(t))));
                 }
                 None if index.trailing().is_some_and(|(c, m)| c == 0 || m < ts.0) => {
                     return Ok(None);
