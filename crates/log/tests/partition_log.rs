@@ -514,8 +514,10 @@ fn memory_lookups_agree_with_the_stored_batches() {
         index_interval_bytes: 200,
         ..LogConfig::default()
     };
-    // (base, last, position, [(offset, timestamp)]) of every stored batch, from the bytes.
-    fn stored(log: &PartitionLog) -> Vec<(i64, i64, u64, Vec<(i64, i64)>)> {
+    /// (base, last, position, [(offset, timestamp)]) of a stored batch.
+    type Stored = (i64, i64, u64, Vec<(i64, i64)>);
+    // Every stored batch, from the bytes.
+    fn stored(log: &PartitionLog) -> Vec<Stored> {
         let all = log
             .read(ReadOptions {
                 offset: log.log_start_offset(),
