@@ -93,9 +93,10 @@ pub fn decode<T: Decodable>(ctx: &RequestContext, mut body: Bytes) -> Result<T> 
     })
 }
 
-/// Encodes a response body at the context's version.
+/// Encodes a response body at the context's version, into a buffer sized up front (a large
+/// Fetch answer is then copied once, not again at every doubling of a growing buffer).
 pub fn encode<T: Encodable>(ctx: &RequestContext, response: &T) -> Result<Option<BytesMut>> {
-    let mut buf = BytesMut::new();
+    let mut buf = BytesMut::with_capacity(response.compute_size(ctx.version).unwrap_or(0));
     response
         .encode(&mut buf, ctx.version)
         .map_err(|e| BrokerError::Encode {

@@ -211,6 +211,34 @@ fn lookup(c: &mut Criterion) {
             log.offset_for_timestamp(Timestamp(t)).unwrap()
         })
     });
+    drop(log);
+    drop(dir);
+    // The harder case: batches of 16 records of 100 bytes (~1.9 KB), so only every third
+    // batch has an index entry and a timestamp lookup must find a record inside a batch.
+    let dir = scratch();
+    let mut log = PartitionLog::open(dir.path(), LogConfig::default()).unwrap();
+    let value = [0x5au8; 100];
+    let values: Vec<&[u8]> = vec![&value; 16];
+    let mut i = 0i64;
+    while log.size_bytes() < 256 << 20 {
+        let mut b = build_batch(16 * i, &values);
+        log.append(&mut b, AppendOptions { now: Timestamp(1) })
+            .unwrap();
+        i += 1;
+    }
+    let end = log.log_end_offset().0;
+    g.bench_function("offset_16_record_batches_256MiB", |b| {
+        b.iter(|| {
+            let o = (rand() % end as u64) as i64;
+            log.lookup_offset(Offset(o)).unwrap()
+        })
+    });
+    g.bench_function("timestamp_16_record_batches_256MiB", |b| {
+        b.iter(|| {
+            let t = (rand() % end as u64) as i64;
+            log.offset_for_timestamp(Timestamp(t)).unwrap()
+        })
+    });
     g.finish();
 }
 

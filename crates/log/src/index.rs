@@ -42,11 +42,80 @@ impl<K: Copy + Ord> Keys<K> {
     }
 }
 
+/// What the engine knows in memory about the batch an offset-index entry points at, so a
+/// lookup that lands in that batch needs no read of the `.log`. Not part of Kafka's file
+/// format: known for entries made by appends and rebuilds in this process, unknown
+/// ([`BatchInfo::UNKNOWN`]) for entries loaded from an `.index` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchInfo {
+    /// Whole batch size in bytes; 0 when unknown.
+    pub size: u32,
+    /// lastOffsetDelta: the batch holds offsets `entry offset ..= entry offset + last_delta`.
+    pub last_delta: u32,
+    /// The batch's maxTimestamp.
+    pub max_timestamp: i64,
+    /// The timestamp a timestamp search answers when this batch is the first one reaching
+    /// the searched time, when that needs no look at its records: the maxTimestamp of a
+    /// compressed or LogAppendTime batch, the record's own timestamp in a one-record
+    /// uncompressed batch; [`BatchInfo::NO_ANSWER`] otherwise (the records must be read).
+    pub answer_timestamp: i64,
+    /// Number of batches without an index entry between the previous entry's batch and this
+    /// one (`u32::MAX` when unknown).
+    pub gap_batches: u32,
+    /// Largest maxTimestamp of those batches (`i64::MIN` when there is none, `i64::MAX` when
+    /// unknown): a timestamp search above it can skip them.
+    pub gap_max_timestamp: i64,
+    /// When the gap is one batch: the `answer_timestamp` of that batch (else
+    /// [`BatchInfo::NO_ANSWER`]).
+    pub gap_answer_timestamp: i64,
+}
+
+impl BatchInfo {
+    /// An entry loaded from a file: nothing known beyond offset and position.
+    pub const UNKNOWN: BatchInfo = BatchInfo {
+        size: 0,
+        last_delta: 0,
+        max_timestamp: i64::MIN,
+        answer_timestamp: i64::MIN,
+        gap_batches: u32::MAX,
+        gap_max_timestamp: i64::MAX,
+        gap_answer_timestamp: i64::MIN,
+    };
+    /// Value of `answer_timestamp` when the records must be read.
+    pub const NO_ANSWER: i64 = i64::MIN;
+
+    /// Whether the batch is described (the entry was made in this process).
+    pub fn is_known(&self) -> bool {
+        self.size != 0
+    }
+}
+
+/// One offset-index entry with what is known about its batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Offset of the batch relative to the segment base (the batch's base offset).
+    pub offset: RelativeOffset,
+    /// Position of the batch in the `.log`.
+    pub position: FilePosition,
+    /// The batch, if known.
+    pub info: BatchInfo,
+}
+
 /// The offset index of one segment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OffsetIndex {
     offsets: Keys<RelativeOffset>,
     positions: Vec<FilePosition>,
+    /// Batch descriptions of entries `infos_from..` (entries loaded from a file come first
+    /// and are not described, so they cost no memory here).
+    infos: Vec<BatchInfo>,
+    infos_from: usize,
+    /// The batches appended after the last entry: how many, their largest maxTimestamp, and
+    /// whether they are unknown (batches that were on disk when the index was loaded).
+    trailing: (u32, i64),
+    /// `answer_timestamp` of the first batch after the last entry.
+    trailing_answer: i64,
+    trailing_unknown: bool,
 }
 
 impl OffsetIndex {
@@ -58,11 +127,75 @@ impl OffsetIndex {
     pub fn is_empty(&self) -> bool {
         self.positions.is_empty()
     }
-    /// Adds an entry (must be above the last one).
+    /// Adds an entry (must be above the last one) whose batch is not described.
     pub fn append(&mut self, offset: RelativeOffset, position: FilePosition) {
+        self.append_with(offset, position, BatchInfo::UNKNOWN);
+    }
+    /// Notes a batch appended without an index entry (its maxTimestamp, and the
+    /// `answer_timestamp` of [`BatchInfo`]).
+    pub fn note_unindexed(&mut self, max_timestamp: i64, answer_timestamp: i64) {
+        self.trailing = match self.trailing {
+            (0, _) => {
+                self.trailing_answer = answer_timestamp;
+                (1, max_timestamp)
+            }
+            (n, m) => (n.saturating_add(1), m.max(max_timestamp)),
+        };
+    }
+    /// The batches after the last entry, `(count, largest maxTimestamp)`, if known (the
+    /// timestamp is meaningless when the count is 0).
+    pub fn trailing(&self) -> Option<(u32, i64)> {
+        (!self.trailing_unknown).then_some(self.trailing)
+    }
+    /// Adds an entry (must be above the last one) with what is known of its batch (the gap
+    /// fields are filled in from the batches noted since the last entry).
+    pub fn append_with(
+        &mut self,
+        offset: RelativeOffset,
+        position: FilePosition,
+        mut info: BatchInfo,
+    ) {
+        if info.is_known() && !self.trailing_unknown {
+            info.gap_batches = self.trailing.0;
+            info.gap_max_timestamp = if self.trailing.0 == 0 {
+                i64::MIN
+            } else {
+                self.trailing.1
+            };
+            info.gap_answer_timestamp = if self.trailing.0 == 1 {
+                self.trailing_answer
+            } else {
+                BatchInfo::NO_ANSWER
+            };
+        }
+        self.trailing = (0, i64::MIN);
+        self.trailing_unknown = false;
         debug_assert!(self.last().is_none_or(|(o, p)| o < offset && p < position));
+        if self.infos.is_empty() {
+            self.infos_from = self.positions.len();
+        }
         self.offsets.push(offset);
         self.positions.push(position);
+        if info.is_known() || !self.infos.is_empty() {
+            self.infos.push(info);
+        }
+    }
+    /// Entry number `i`.
+    pub fn entry(&self, i: usize) -> Option<IndexEntry> {
+        Some(IndexEntry {
+            offset: *self.offsets.keys.get(i)?,
+            position: self.positions[i],
+            info: i
+                .checked_sub(self.infos_from)
+                .and_then(|k| self.infos.get(k))
+                .copied()
+                .unwrap_or(BatchInfo::UNKNOWN),
+        })
+    }
+    /// Number of the largest entry whose offset is `<= target`.
+    pub fn lookup_entry(&self, target: RelativeOffset) -> Option<usize> {
+        let i = self.offsets.partition_point(|&o| o <= target);
+        i.checked_sub(1)
     }
     /// The last entry.
     pub fn last(&self) -> Option<(RelativeOffset, FilePosition)> {
@@ -103,6 +236,7 @@ impl OffsetIndex {
             }
             index.append(RelativeOffset(o), FilePosition(p));
         }
+        index.trailing_unknown = true;
         Some(index)
     }
 }
@@ -206,7 +340,10 @@ mod tests {
         assert_eq!(i.lookup(RelativeOffset(10)).unwrap().1, FilePosition(4100));
         assert_eq!(i.lookup(RelativeOffset(25)).unwrap().1, FilePosition(8300));
         let b = i.to_bytes();
-        assert_eq!(OffsetIndex::from_bytes(&b, 9000, 30), Some(i.clone()));
+        assert_eq!(
+            OffsetIndex::from_bytes(&b, 9000, 30).map(|l| l.to_bytes()),
+            Some(b.clone())
+        );
         assert_eq!(OffsetIndex::from_bytes(&b, 8000, 30), None);
         assert_eq!(OffsetIndex::from_bytes(&b[..7], 9000, 30), None);
     }

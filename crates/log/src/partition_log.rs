@@ -481,8 +481,8 @@ impl PartitionLog {
             let mut target = options.offset;
             loop {
                 let seg = &self.segments[i];
-                if let Some((pos, h)) = seg.find(target)? {
-                    if h.base_offset >= limit.0 {
+                if let Some((pos, base)) = seg.find(target)? {
+                    if base >= limit {
                         break;
                     }
                     let (bytes, reached_end) = seg.read_from(pos, budget, limit, out.is_empty())?;

@@ -3,12 +3,12 @@
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use crate::batch::{self, BatchHeader, HEADER_LEN};
 use crate::config::LogConfig;
 use crate::error::{IoContext, LogError};
-use crate::index::{read_optional, Indexes, OffsetIndex, TimeIndex};
+use crate::index::{read_optional, BatchInfo, Indexes, OffsetIndex, TimeIndex};
 use crate::storage::{FileStorage, Storage};
 use crate::types::{FilePosition, Offset, RelativeOffset, Timestamp};
 
@@ -179,6 +179,7 @@ impl IndexBuilder {
         base: Offset,
         position: u64,
         header: &BatchHeader,
+        whole: Option<&[u8]>,
         offset_of_max: Offset,
     ) {
         let ts = Timestamp(header.max_timestamp);
@@ -186,9 +187,10 @@ impl IndexBuilder {
             *max_ts = (ts, offset_of_max);
         }
         if *bytes_since_index > self.interval {
-            indexes.offset.append(
+            indexes.offset.append_with(
                 RelativeOffset((header.base_offset - base.0) as u32),
                 FilePosition(position as u32),
+                batch_info(header, whole),
             );
             if max_ts.0 .0 >= 0 {
                 indexes
@@ -196,9 +198,56 @@ impl IndexBuilder {
                     .maybe_append(max_ts.0, RelativeOffset((max_ts.1 .0 - base.0) as u32));
             }
             *bytes_since_index = 0;
+        } else {
+            let answer = batch_info(header, whole).answer_timestamp;
+            indexes.offset.note_unindexed(header.max_timestamp, answer);
         }
         *bytes_since_index += header.size as u64;
     }
+}
+
+/// The in-memory description of a batch for its index entry (see [`BatchInfo`]); `whole` is
+/// the whole batch when at hand (needed for the answer of a one-record batch).
+fn batch_info(header: &BatchHeader, whole: Option<&[u8]>) -> BatchInfo {
+    let answer_timestamp = if header.compression() != 0 || header.is_log_append_time() {
+        header.max_timestamp
+    } else if header.records_count == 1 && header.last_offset_delta == 0 {
+        let mut records = whole
+            .filter(|b| b.len() == header.size)
+            .map(|b| batch::Records::new(header, b));
+        match records.as_mut().map(|r| (r.next(), r.next())) {
+            Some((Some(Ok(r)), None)) if r.offset_delta == 0 => r.timestamp,
+            _ => BatchInfo::NO_ANSWER,
+        }
+    } else {
+        BatchInfo::NO_ANSWER
+    };
+    BatchInfo {
+        size: u32::try_from(header.size).unwrap_or(0),
+        last_delta: header.last_offset_delta.max(0) as u32,
+        max_timestamp: header.max_timestamp,
+        answer_timestamp,
+        gap_batches: u32::MAX,
+        gap_max_timestamp: i64::MAX,
+        gap_answer_timestamp: BatchInfo::NO_ANSWER,
+    }
+}
+
+/// The first record of an uncompressed batch with timestamp >= `ts` and offset >= `min_offset`.
+fn first_record_at_or_after(
+    h: &BatchHeader,
+    bytes: &[u8],
+    ts: Timestamp,
+    min_offset: Offset,
+) -> Result<Option<(Offset, Timestamp)>, LogError> {
+    for r in batch::Records::new(h, bytes) {
+        let r = r?;
+        let off = Offset(h.base_offset + r.offset_delta as i64);
+        if r.timestamp >= ts.0 && off >= min_offset {
+            return Ok(Some((off, Timestamp(r.timestamp))));
+        }
+    }
+    Ok(None)
 }
 
 /// Offset of the record holding a batch's max timestamp: exact for uncompressed batches,
@@ -259,6 +308,7 @@ pub fn rebuild(storage: &dyn Storage, base: Offset, interval: u32) -> io::Result
                 base,
                 pos,
                 header,
+                Some(whole),
                 om,
             );
             if r.first_timestamp.is_none() {
@@ -271,6 +321,41 @@ pub fn rebuild(storage: &dyn Storage, base: Offset, interval: u32) -> io::Result
     r.valid_end = end.valid_end;
     r.invalid = end.invalid;
     Ok(r)
+}
+
+/// Where the last few reads of a segment stopped: (offset of the next batch, its position).
+/// A consumer's next fetch starts where its previous one stopped, so its batch is found
+/// without reading the `.log`. Four slots: a few consumers (groups) read one partition.
+#[derive(Debug, Default)]
+struct ReadCache {
+    slots: Mutex<([(i64, u64); 4], usize)>,
+}
+
+impl ReadCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, ([(i64, u64); 4], usize)> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    /// Position of the batch whose base offset is `offset`, if remembered.
+    fn get(&self, offset: Offset) -> Option<u64> {
+        let g = self.lock();
+        g.0.iter()
+            .find(|&&(o, p)| o == offset.0 && p != 0)
+            .map(|&(_, p)| p)
+    }
+    /// Remembers that the batch at `pos` (never 0) starts with `offset`.
+    fn put(&self, offset: Offset, pos: u64) {
+        let mut g = self.lock();
+        if g.0.iter().any(|&(o, p)| o == offset.0 && p == pos) {
+            return;
+        }
+        let slot = g.1;
+        g.0[slot] = (offset.0, pos);
+        g.1 = (slot + 1) % 4;
+    }
+    /// Forgets everything (after a truncation).
+    fn clear(&self) {
+        *self.lock() = Default::default();
+    }
 }
 
 /// One segment of a partition log.
@@ -293,6 +378,7 @@ pub struct Segment {
     bytes_since_index: u64,
     indexes: OnceLock<Indexes>,
     index_interval: u32,
+    read_cache: ReadCache,
 }
 
 impl Segment {
@@ -333,6 +419,7 @@ impl Segment {
             bytes_since_index: 0,
             indexes: OnceLock::new(),
             index_interval: config.index_interval_bytes,
+            read_cache: ReadCache::default(),
         }
     }
 
@@ -579,6 +666,7 @@ impl Segment {
                 self.base,
                 start + at as u64,
                 h,
+                Some(&bytes[at..at + h.size]),
                 om,
             );
             self.next_offset = Offset(h.last_offset() + 1);
@@ -640,15 +728,42 @@ impl Segment {
             .ctx(|| format!("syncing {}", self.path("log").display()))
     }
 
-    /// Position and header of the batch holding `target` (or the first batch after it),
+    /// Position and base offset of the batch holding `target` (or the first batch after it),
     /// `None` if the segment has no batch with last offset >= target.
-    pub fn find(&self, target: Offset) -> Result<Option<(u64, BatchHeader)>, LogError> {
+    ///
+    /// Answered from memory when the target lies in a batch an index entry describes, or is
+    /// where an earlier read of this segment stopped; otherwise one read of the `.log` from
+    /// the closest known batch boundary.
+    pub fn find(&self, target: Offset) -> Result<Option<(u64, Offset)>, LogError> {
+        if target >= self.next_offset {
+            return Ok(None);
+        }
         let rel = (target.0 - self.base.0).clamp(0, u32::MAX as i64) as u32;
-        let start = self
-            .indexes()
-            .offset
-            .lookup(RelativeOffset(rel))
-            .map_or(0, |(_, p)| p.0 as u64);
+        let index = &self.indexes().offset;
+        let mut start = 0;
+        let found = index.lookup_entry(RelativeOffset(rel));
+        if let Some((i, e)) = found.and_then(|i| Some((i, index.entry(i)?))) {
+            start = e.position.0 as u64;
+            if e.info.is_known() {
+                let last = e.offset.0 as u64 + e.info.last_delta as u64;
+                if rel as u64 <= last {
+                    return Ok(Some((start, Offset(self.base.0 + e.offset.0 as i64))));
+                }
+                // The target is in a later batch before the next entry: the very next one
+                // when it starts with the target or is the only batch before the next entry.
+                start += e.info.size as u64;
+                let gap = match index.entry(i + 1) {
+                    Some(n) => n.info.is_known().then_some(n.info.gap_batches),
+                    None => index.trailing().map(|t| t.0),
+                };
+                if rel as u64 == last + 1 || gap == Some(1) {
+                    return Ok(Some((start, Offset(self.base.0 + last as i64 + 1))));
+                }
+            }
+        }
+        if let Some(pos) = self.read_cache.get(target) {
+            return Ok(Some((pos, target)));
+        }
         let chunk = (self.index_interval as usize).clamp(512, 1 << 16) + 2 * HEADER_LEN;
         let mut found = None;
         self.with_storage(|s| {
@@ -656,7 +771,7 @@ impl Segment {
             // the target (a syscall costs more here than copying a few KiB).
             scan(s, self.size, start, false, chunk, |pos, h, _| {
                 if h.last_offset() >= target.0 {
-                    found = Some((pos, *h));
+                    found = Some((pos, Offset(h.base_offset)));
                     return Ok(false);
                 }
                 Ok(true)
@@ -694,6 +809,7 @@ impl Segment {
             s.read_at(&mut buf, pos)?;
             let mut cut = 0usize;
             let mut hit_limit = false;
+            let mut next = None;
             while cut + HEADER_LEN <= buf.len() {
                 let Some(h) = BatchHeader::parse(&buf[cut..]) else {
                     break;
@@ -706,8 +822,15 @@ impl Segment {
                     break;
                 }
                 cut += h.size;
+                next = Some(h.last_offset() + 1);
             }
             buf.truncate(cut);
+            if let Some(next) = next {
+                if pos + (cut as u64) < self.size {
+                    // The next fetch of this reader most likely starts there.
+                    self.read_cache.put(Offset(next), pos + cut as u64);
+                }
+            }
             Ok((buf, !hit_limit && pos + cut as u64 >= self.size))
         })
         .ctx(ctx)
@@ -722,6 +845,11 @@ impl Segment {
     }
 
     /// First record with timestamp >= `ts` and offset >= `min_offset` in this segment.
+    ///
+    /// The time index gives where to start; from there the batches the offset index describes
+    /// are walked in memory while they follow each other. The `.log` is read only to cross
+    /// batches no entry describes, or to find the exact record inside an uncompressed batch
+    /// of several records.
     pub fn find_timestamp(
         &self,
         ts: Timestamp,
@@ -736,10 +864,65 @@ impl Segment {
             None => min_offset.max(self.base),
         };
         let rel = (start_offset.0 - self.base.0).clamp(0, u32::MAX as i64) as u32;
-        let from = indexes
-            .offset
-            .lookup(RelativeOffset(rel))
-            .map_or(0, |(_, p)| p.0 as u64);
+        let index = &indexes.offset;
+        let mut from = 0;
+        let mut i = index.lookup_entry(RelativeOffset(rel));
+        while let Some(e) = i.and_then(|i| index.entry(i)) {
+            from = e.position.0 as u64;
+            if !e.info.is_known() {
+                break;
+            }
+            let base = Offset(self.base.0 + e.offset.0 as i64);
+            if e.info.max_timestamp >= ts.0 && base.0 + e.info.last_delta as i64 >= min_offset.0 {
+                if e.info.answer_timestamp == BatchInfo::NO_ANSWER {
+                    // Several records: read just this batch to find the exact one.
+                    let mut bytes = vec![0u8; e.info.size as usize];
+                    self.with_storage(|s| s.read_at(&mut bytes, from))
+                        .ctx(|| format!("reading {}", self.path("log").display()))?;
+                    let h = BatchHeader::parse(&bytes).ok_or_else(|| {
+                        LogError::corrupt(format!("short batch at position {from}"))
+                    })?;
+                    if h.compression() != 0 || h.is_log_append_time() {
+                        let first = Offset(h.base_offset).max(min_offset);
+                        return Ok(Some((first, Timestamp(h.max_timestamp))));
+                    }
+                    return first_record_at_or_after(&h, &bytes, ts, min_offset);
+                }
+                return Ok((e.info.answer_timestamp >= ts.0)
+                    .then_some((base.max(min_offset), Timestamp(e.info.answer_timestamp))));
+            }
+            from += e.info.size as u64;
+            if from >= self.size {
+                return Ok(None);
+            }
+            // Go on in memory past the batches without entry before the next entry when none
+            // of them reaches `ts`.
+            let next = i.map_or(0, |i| i + 1);
+            match index.entry(next) {
+                // No batch of the gap qualifies: all below `ts` or below `min_offset`.
+                Some(n)
+                    if n.info.is_known()
+                        && (n.info.gap_max_timestamp < ts.0
+                            || self.base.0 + (n.offset.0 as i64) <= min_offset.0) =>
+                {
+                    i = Some(next);
+                }
+                // The gap is one batch, it qualifies, and its answer is known.
+                Some(n)
+                    if n.info.is_known()
+                        && n.info.gap_batches == 1
+                        && n.info.gap_answer_timestamp != BatchInfo::NO_ANSWER =>
+                {
+                    let gap_base = Offset(base.0 + e.info.last_delta as i64 + 1);
+                    let t = n.info.gap_answer_timestamp;
+                    return Ok((t >= ts.0).then_some((gap_base.max(min_offset), Timestamp(t))));
+                }
+                None if index.trailing().is_some_and(|(c, m)| c == 0 || m < ts.0) => {
+                    return Ok(None);
+                }
+                _ => break,
+            }
+        }
         // One read usually covers the index entry, the batch found and its records.
         let chunk = (4 * self.index_interval as usize).clamp(4096, 1 << 16);
         let mut hit: Option<(u64, BatchHeader, Option<Vec<u8>>)> = None;
@@ -765,23 +948,16 @@ impl Segment {
             Some(b) => b,
             None => self.read_batch(pos, &h)?,
         };
-        for r in batch::Records::new(&h, &bytes) {
-            let r = r?;
-            let off = Offset(h.base_offset + r.offset_delta as i64);
-            if r.timestamp >= ts.0 && off >= min_offset {
-                return Ok(Some((off, Timestamp(r.timestamp))));
-            }
-        }
-        Ok(None)
+        first_record_at_or_after(&h, &bytes, ts, min_offset)
     }
 
     /// Truncates the segment so it ends before the batch holding `offset`; returns the new
     /// next offset. Indexes are rebuilt from the remaining bytes.
     pub fn truncate_to(&mut self, offset: Offset) -> Result<Offset, LogError> {
-        let Some((pos, h)) = self.find(offset)? else {
+        let Some((pos, base)) = self.find(offset)? else {
             return Ok(self.next_offset);
         };
-        let new_next = Offset(h.base_offset);
+        let new_next = base;
         let path = self.path("log");
         let (base, interval) = (self.base, self.index_interval);
         let storage = self.storage_mut()?;
@@ -796,6 +972,7 @@ impl Segment {
         self.first_timestamp = r.first_timestamp;
         self.bytes_since_index = r.bytes_since_index;
         self.indexes = OnceLock::from(r.indexes);
+        self.read_cache.clear();
         Ok(new_next)
     }
 

@@ -502,3 +502,97 @@ fn split_flush_lets_appends_in_while_syncing() {
     let log = PartitionLog::open(d.path(), LogConfig::default()).unwrap();
     assert_eq!(log.log_end_offset(), Offset(7));
 }
+
+/// Offset and timestamp lookups answered from the in-memory batch descriptions (and the
+/// read-position cache) agree with a walk over the stored bytes: for batches described in
+/// memory, for batches between index entries, after a clean reopen (entries loaded from the
+/// index files, not described) and after a truncation followed by different appends.
+#[test]
+fn memory_lookups_agree_with_the_stored_batches() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = LogConfig {
+        index_interval_bytes: 200,
+        ..LogConfig::default()
+    };
+    /// (base, last, position, [(offset, timestamp)]) of a stored batch.
+    type Stored = (i64, i64, u64, Vec<(i64, i64)>);
+    // Every stored batch, from the bytes.
+    fn stored(log: &PartitionLog) -> Vec<Stored> {
+        let all = log
+            .read(ReadOptions {
+                offset: log.log_start_offset(),
+                max_bytes: u32::MAX,
+                max_offset: None,
+            })
+            .unwrap()
+            .records;
+        let mut out = Vec::new();
+        let mut pos = 0usize;
+        while pos < all.len() {
+            let h = flumen_log::batch::BatchHeader::parse(&all[pos..]).unwrap();
+            let recs = flumen_log::batch::Records::new(&h, &all[pos..pos + h.size])
+                .map(|r| {
+                    let r = r.unwrap();
+                    (h.base_offset + r.offset_delta as i64, r.timestamp)
+                })
+                .collect();
+            out.push((h.base_offset, h.last_offset(), pos as u64, recs));
+            pos += h.size;
+        }
+        out
+    }
+    fn check(log: &PartitionLog) {
+        let batches = stored(log);
+        for &(base, last, pos, _) in &batches {
+            for o in base..=last {
+                assert_eq!(
+                    log.lookup_offset(Offset(o)).unwrap(),
+                    Some((Offset(0), pos)),
+                    "offset {o}"
+                );
+            }
+        }
+        assert_eq!(log.lookup_offset(log.log_end_offset()).unwrap(), None);
+        let records: Vec<(i64, i64)> = batches.iter().flat_map(|b| b.3.clone()).collect();
+        let max_ts = records.iter().map(|r| r.1).max().unwrap_or(0);
+        for t in 0..=max_ts + 1 {
+            let want = records
+                .iter()
+                .find(|&&(_, ts)| ts >= t)
+                .map(|&(o, ts)| (Offset(o), Timestamp(ts)));
+            assert_eq!(
+                log.offset_for_timestamp(Timestamp(t)).unwrap(),
+                want,
+                "timestamp {t}"
+            );
+        }
+        // Sequential reads (they fill and then use the read-position cache), twice.
+        let want: Vec<(i64, i64)> = batches.iter().map(|b| (b.0, b.1)).collect();
+        assert_eq!(read_all(log, log.log_start_offset()), want);
+        assert_eq!(read_all(log, log.log_start_offset()), want);
+    }
+    let mut log = PartitionLog::open(d.path(), cfg.clone()).unwrap();
+    // Batch sizes around the index interval, one or several records, timestamps going back
+    // and forth between batches.
+    for i in 0..60i64 {
+        let n = [1, 1, 3, 1, 5, 2][i as usize % 6];
+        let len = [10, 250, 40, 400, 5, 120][i as usize % 7 % 6];
+        let ts = 10 * i + if i % 4 == 1 { 35 } else { 0 };
+        append(&mut log, ts, n, len);
+    }
+    check(&log);
+    log.close().unwrap();
+    let mut log = PartitionLog::open(d.path(), cfg.clone()).unwrap();
+    check(&log);
+    for i in 60..90i64 {
+        append(&mut log, 10 * i, 1 + (i as usize % 3), 300);
+    }
+    check(&log);
+    // Truncate in the middle, append batches of other sizes: nothing remembered may survive.
+    let cut = stored(&log)[40].0 + 1;
+    log.truncate_to(Offset(cut)).unwrap();
+    for i in 0..20i64 {
+        append(&mut log, 2000 + i, 2, 17 + i as usize);
+    }
+    check(&log);
+}
