@@ -25,6 +25,7 @@ pub mod selector;
 pub mod sink;
 pub mod source;
 pub mod thrift_rpc;
+pub mod tls;
 
 pub use error::{FlowError, Result};
 pub use event::Event;

@@ -9,7 +9,6 @@
 //! error flag and the response (`Status`) or the error (`union {string}`).
 
 pub mod md5;
-pub mod tls;
 pub mod transport;
 
 pub use transport::FrameConn;

@@ -13,13 +13,11 @@
 
 use bytes::{Bytes, BytesMut};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::MAX_FRAME;
 
-/// A bidirectional byte stream (TCP, or TLS over TCP).
-pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+pub use crate::tls::Stream;
 
 /// How much is read from the socket at a time.
 const READ_CHUNK: usize = 64 * 1024;

@@ -4,23 +4,21 @@
 //! retries, so nothing committed is lost while the next tier is down).
 //!
 //! `compression-type = deflate` sends a zlib stream under the frames (Netty's ZlibEncoder,
-//! `compression-level`); `ssl = true` connects with TLS (see [`crate::avro_rpc::tls`]).
+//! `compression-level`); `ssl = true` connects with TLS (see [`crate::tls`]).
 //! Each batch is encoded straight into the connection's reused write buffer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
 
 use super::rpc::{RpcClient, RpcSink, RpcSinkConfig};
 use super::BoxFuture;
-use crate::avro_rpc::tls::TruststoreSettings;
+use crate::tls::{self, TruststoreSettings};
 use crate::avro_rpc::{self, FrameConn, HandshakeRequest, Match, Reader};
 use crate::channel::MemoryChannel;
 use crate::config::Context;
-use crate::error::{FlowError, Result};
+use crate::error::Result;
 use crate::event::Event;
 
 /// Settings of the `avro` sink.
@@ -64,16 +62,7 @@ impl AvroSinkConfig {
         } else {
             None
         };
-        let tls = ctx.boolean("ssl", false).then(|| TruststoreSettings {
-            path: ctx.get("truststore").map(|p| p.trim().into()),
-            kind: ctx.get("truststore-type").map(|k| k.trim().to_string()),
-            trust_all: ctx.boolean("trust-all-certs", false),
-        });
-        if let Some(t) = &tls {
-            if !t.trust_all {
-                avro_rpc::tls::server_name(&rpc.hostname).map_err(|m| ctx.error("hostname", m))?;
-            }
-        }
+        let tls = tls::truststore_from_context(ctx, &rpc.hostname)?;
         Ok(AvroSinkConfig {
             rpc,
             deflate_level,
@@ -93,19 +82,11 @@ impl AvroSinkConfig {
         )
         .with_deflate(self.deflate_level);
         if let Some(t) = &self.tls {
-            let component = format!("sink {name}");
-            let key = if t.path.is_some() {
-                "truststore"
-            } else {
-                "ssl"
-            };
-            let config = avro_rpc::tls::client_config(t)
-                .map_err(|m| FlowError::config(component.clone(), key, None, m))?;
-            // With trust-all-certs the name is not checked; any valid name will do.
-            let server_name = avro_rpc::tls::server_name(&self.rpc.hostname)
-                .or_else(|_| avro_rpc::tls::server_name("localhost"))
-                .map_err(|m| FlowError::config(component, "hostname", None, m))?;
-            client = client.with_tls(TlsConnector::from(config), server_name);
+            client = client.with_tls(tls::Connector::new(
+                t,
+                &format!("sink {name}"),
+                &self.rpc.hostname,
+            )?);
         }
         Ok(RpcSink::new(name, channel, self.rpc, client))
     }
@@ -122,7 +103,7 @@ pub struct AvroClient {
     connect_timeout: Duration,
     request_timeout: Duration,
     deflate_level: Option<u32>,
-    tls: Option<(TlsConnector, ServerName<'static>)>,
+    tls: Option<tls::Connector>,
     conn: Option<(FrameConn, Instant)>,
     handshaken: bool,
     serial: i32,
@@ -167,9 +148,9 @@ impl AvroClient {
         self
     }
 
-    /// Connects with TLS, expecting `server_name` in the certificate.
-    pub fn with_tls(mut self, connector: TlsConnector, server_name: ServerName<'static>) -> Self {
-        self.tls = Some((connector, server_name));
+    /// Connects with TLS.
+    pub fn with_tls(mut self, connector: tls::Connector) -> Self {
+        self.tls = Some(connector);
         self
     }
 
@@ -199,15 +180,7 @@ impl AvroClient {
                 .await
                 .map_err(|e| format!("cannot connect to {target}: {e}"))?;
             let _ = s.set_nodelay(true);
-            let stream: Box<dyn avro_rpc::transport::Stream> = match &self.tls {
-                None => Box::new(s),
-                Some((connector, name)) => Box::new(
-                    connector
-                        .connect(name.clone(), s)
-                        .await
-                        .map_err(|e| format!("TLS handshake with {target} failed: {e}"))?,
-                ),
-            };
+            let stream = tls::connect(self.tls.as_ref(), s, target).await?;
             Ok(FrameConn::new(stream, self.deflate_level))
         };
         tokio::time::timeout(self.connect_timeout, connect)

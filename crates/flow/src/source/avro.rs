@@ -4,7 +4,7 @@
 //!
 //! `compression-type = deflate` reads and writes a zlib stream under the frames (Netty's
 //! ZlibDecoder/ZlibEncoder, level 6 for the replies); `ssl = true` serves TLS with a PEM
-//! keystore (see [`crate::avro_rpc::tls`]). `ipFilter`/`ipFilterRules` are applied
+//! keystore (see [`crate::tls`]). `ipFilter`/`ipFilterRules` are applied
 //! (`allow:`/`deny:` with `ip:` or `name:` glob patterns, first match wins, Flume's rules
 //! syntax). The listener and accept loop are shared with the thrift source
 //! ([`super::rpc`]).
@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::rpc::{Calls, RpcServer, RpcServerConfig};
 use super::{BoxFuture, Source};
-use crate::avro_rpc::tls::KeystoreSettings;
+use crate::tls::{self, KeystoreSettings};
 use crate::avro_rpc::{self, Call, FrameConn, Match, Reader, Status};
 use crate::channel_processor::ChannelProcessor;
 use crate::config::Context;
-use crate::error::{FlowError, Result};
+use crate::error::Result;
 use crate::monitoring::CounterGroup;
 
 /// Settings of the `avro` source.
@@ -45,14 +45,7 @@ impl AvroSourceConfig {
     pub fn from_context(ctx: &Context) -> Result<Self> {
         let server = RpcServerConfig::from_context(ctx, true)?;
         let deflate = super::super::sink::avro::compression(ctx)?;
-        let tls = if ctx.boolean("ssl", false) {
-            Some(KeystoreSettings {
-                path: ctx.require("keystore")?.trim().into(),
-                kind: ctx.get("keystore-type").map(|k| k.trim().to_string()),
-            })
-        } else {
-            None
-        };
+        let tls = tls::keystore_from_context(ctx)?;
         Ok(AvroSourceConfig {
             server,
             deflate,
@@ -63,18 +56,7 @@ impl AvroSourceConfig {
     /// Reads the keystore and binds the port.
     pub async fn build(self, name: &str) -> Result<AvroSource> {
         let component = format!("source {name}");
-        let tls = match self.tls.clone() {
-            None => None,
-            Some(k) => {
-                let c = component.clone();
-                let config = super::blocking(move || {
-                    avro_rpc::tls::server_config(&k)
-                        .map_err(|m| FlowError::config(c, "keystore", None, m))
-                })
-                .await?;
-                Some(TlsAcceptor::from(config))
-            }
-        };
+        let tls = tls::acceptor(self.tls.clone(), component).await?;
         Ok(AvroSource {
             server: self.server.bind(name, "Avro").await?,
             tls,
@@ -119,9 +101,6 @@ impl Source for AvroSource {
     }
 }
 
-/// How long a TLS handshake may take.
-const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
-
 async fn serve(
     stream: TcpStream,
     tls: Option<TlsAcceptor>,
@@ -129,14 +108,7 @@ async fn serve(
     calls: Calls,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    let stream: Box<dyn avro_rpc::transport::Stream> = match tls {
-        None => Box::new(stream),
-        Some(acceptor) => Box::new(
-            tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream))
-                .await
-                .map_err(|_| std::io::Error::other("TLS handshake timed out"))??,
-        ),
-    };
+    let stream = tls::accept(tls.as_ref(), stream).await?;
     let mut conn = FrameConn::new(stream, deflate_level);
     let ours = avro_rpc::protocol_hash();
     let mut handshaken = false;

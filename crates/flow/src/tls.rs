@@ -1,6 +1,6 @@
-//! TLS for the Avro source (`ssl`, `keystore`, `keystore-password`, `keystore-type`) and
-//! sink (`ssl`, `truststore`, `truststore-password`, `truststore-type`, `trust-all-certs`),
-//! with rustls (ring backend).
+//! TLS for the RPC sources (`avro`, `thrift`: `ssl`, `keystore`, `keystore-password`,
+//! `keystore-type`) and sinks (`ssl`, `truststore`, `truststore-password`, `truststore-type`,
+//! `trust-all-certs`), with rustls (ring backend).
 //!
 //! Key and trust stores are PEM files; Java keystores (JKS, PKCS12) are refused with the
 //! commands that convert them:
@@ -30,6 +30,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -37,6 +38,138 @@ use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+use crate::config::Context;
+use crate::error::FlowError;
+
+/// A bidirectional byte stream (TCP, or TLS over TCP).
+pub trait Stream: AsyncRead + AsyncWrite + Unpin + Send + Sync {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + Sync> Stream for T {}
+
+/// How long a source waits for a client's TLS handshake.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Reads a source's `ssl` (default false, Flume's), `keystore` (required with `ssl`) and
+/// `keystore-type`; `None` without `ssl`.
+pub fn keystore_from_context(ctx: &Context) -> crate::Result<Option<KeystoreSettings>> {
+    if !ctx.boolean("ssl", false) {
+        return Ok(None);
+    }
+    Ok(Some(KeystoreSettings {
+        path: ctx.require("keystore")?.trim().into(),
+        kind: ctx.get("keystore-type").map(|k| k.trim().to_string()),
+    }))
+}
+
+/// Reads a sink's `ssl` (default false, Flume's), `truststore`, `truststore-type` and
+/// `trust-all-certs` (default false); `None` without `ssl`. Unless all certificates are
+/// trusted, `hostname` must be a valid server name.
+pub fn truststore_from_context(
+    ctx: &Context,
+    hostname: &str,
+) -> crate::Result<Option<TruststoreSettings>> {
+    let tls = ctx.boolean("ssl", false).then(|| TruststoreSettings {
+        path: ctx.get("truststore").map(|p| p.trim().into()),
+        kind: ctx.get("truststore-type").map(|k| k.trim().to_string()),
+        trust_all: ctx.boolean("trust-all-certs", false),
+    });
+    if let Some(t) = &tls {
+        if !t.trust_all {
+            server_name(hostname).map_err(|m| ctx.error("hostname", m))?;
+        }
+    }
+    Ok(tls)
+}
+
+/// Reads the keystore (on a blocking thread) into a TLS acceptor for `component`'s
+/// connections; `None` without TLS.
+pub async fn acceptor(
+    settings: Option<KeystoreSettings>,
+    component: String,
+) -> crate::Result<Option<TlsAcceptor>> {
+    let Some(k) = settings else {
+        return Ok(None);
+    };
+    let config = crate::source::blocking(move || {
+        server_config(&k).map_err(|m| FlowError::config(component, "keystore", None, m))
+    })
+    .await?;
+    Ok(Some(TlsAcceptor::from(config)))
+}
+
+/// An accepted connection, after the TLS handshake (within [`HANDSHAKE_TIMEOUT`]) when the
+/// source has an acceptor.
+pub async fn accept(
+    acceptor: Option<&TlsAcceptor>,
+    stream: TcpStream,
+) -> std::io::Result<Box<dyn Stream>> {
+    Ok(match acceptor {
+        None => Box::new(stream),
+        Some(acceptor) => Box::new(
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
+                .await
+                .map_err(|_| std::io::Error::other("TLS handshake timed out"))??,
+        ),
+    })
+}
+
+/// The client side of a sink's TLS: the rustls configuration and the name expected in the
+/// server's certificate.
+#[derive(Clone)]
+pub struct Connector {
+    connector: TlsConnector,
+    name: ServerName<'static>,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connector {
+    /// Reads the trust store of `component` (blocking: it reads files) for connections to
+    /// `hostname`.
+    pub fn new(t: &TruststoreSettings, component: &str, hostname: &str) -> crate::Result<Self> {
+        let key = if t.path.is_some() {
+            "truststore"
+        } else {
+            "ssl"
+        };
+        let config =
+            client_config(t).map_err(|m| FlowError::config(component, key, None, m))?;
+        // With trust-all-certs the name is not checked; any valid name will do.
+        let name = server_name(hostname)
+            .or_else(|_| server_name("localhost"))
+            .map_err(|m| FlowError::config(component, "hostname", None, m))?;
+        Ok(Connector {
+            connector: TlsConnector::from(config),
+            name,
+        })
+    }
+}
+
+/// A connected TCP stream to `target`, after the TLS handshake when `tls` is set.
+pub async fn connect(
+    tls: Option<&Connector>,
+    stream: TcpStream,
+    target: &str,
+) -> Result<Box<dyn Stream>, String> {
+    Ok(match tls {
+        None => Box::new(stream),
+        Some(c) => Box::new(
+            c.connector
+                .connect(c.name.clone(), stream)
+                .await
+                .map_err(|e| format!("TLS handshake with {target} failed: {e}"))?,
+        ),
+    })
+}
 
 /// Where the source's certificate and key come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
