@@ -141,8 +141,7 @@ impl Connector {
         } else {
             "ssl"
         };
-        let config =
-            client_config(t).map_err(|m| FlowError::config(component, key, None, m))?;
+        let config = client_config(t).map_err(|m| FlowError::config(component, key, None, m))?;
         // With trust-all-certs the name is not checked; any valid name will do.
         let name = server_name(hostname)
             .or_else(|_| server_name("localhost"))

@@ -14,12 +14,12 @@ use tokio::net::TcpStream;
 
 use super::rpc::{RpcClient, RpcSink, RpcSinkConfig};
 use super::BoxFuture;
-use crate::tls::{self, TruststoreSettings};
 use crate::avro_rpc::{self, FrameConn, HandshakeRequest, Match, Reader};
 use crate::channel::MemoryChannel;
 use crate::config::Context;
 use crate::error::Result;
 use crate::event::Event;
+use crate::tls::{self, TruststoreSettings};
 
 /// Settings of the `avro` sink.
 #[derive(Debug, Clone, PartialEq, Eq)]

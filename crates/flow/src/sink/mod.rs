@@ -119,7 +119,7 @@ impl SinkConfig {
             SinkConfig::Hdfs(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Kafka(c) => Box::new(c.build(name, channel)?),
             SinkConfig::Avro(c) => Box::new(c.build(name, channel)?),
-            SinkConfig::Thrift(c) => Box::new(c.build(name, channel)),
+            SinkConfig::Thrift(c) => Box::new(c.build(name, channel)?),
         })
     }
 }

@@ -15,6 +15,7 @@ use crate::config::Context;
 use crate::error::{FlowError, Result};
 use crate::event::Event;
 use crate::monitoring::{CounterGroup, SINK_COUNTERS};
+use crate::tls::{self, Stream};
 
 /// The connection settings of an RPC sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,14 +64,24 @@ impl RpcSinkConfig {
     }
 }
 
-/// A connection to the next tier: opened on first use, dropped after any failure (the next
-/// call reconnects).
-#[derive(Debug)]
+/// A connection to the next tier (TCP, or TLS over TCP): opened on first use, dropped after
+/// any failure (the next call reconnects).
 pub struct LazyConnection {
     target: String,
     connect_timeout: Duration,
     request_timeout: Duration,
-    conn: Option<(TcpStream, Instant)>,
+    tls: Option<tls::Connector>,
+    conn: Option<(Box<dyn Stream>, Instant)>,
+}
+
+impl std::fmt::Debug for LazyConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyConnection")
+            .field("target", &self.target)
+            .field("tls", &self.tls.is_some())
+            .field("connected", &self.conn.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LazyConnection {
@@ -80,8 +91,15 @@ impl LazyConnection {
             target,
             connect_timeout,
             request_timeout,
+            tls: None,
             conn: None,
         }
+    }
+
+    /// Connects with TLS.
+    pub fn with_tls(mut self, connector: Option<tls::Connector>) -> Self {
+        self.tls = connector;
+        self
     }
 
     /// `host:port`.
@@ -89,17 +107,22 @@ impl LazyConnection {
         &self.target
     }
 
-    /// The stream, connected within `connect-timeout` (TCP_NODELAY set) if it was not; the
-    /// flag says it was just opened.
-    pub async fn stream(&mut self) -> std::result::Result<(&mut TcpStream, bool), String> {
+    /// The stream, connected (TCP_NODELAY set) and TLS-handshaken within `connect-timeout`
+    /// if it was not; the flag says it was just opened.
+    pub async fn stream(&mut self) -> std::result::Result<(&mut Box<dyn Stream>, bool), String> {
         let fresh = self.conn.is_none();
         if fresh {
             let target = &self.target;
-            let s = tokio::time::timeout(self.connect_timeout, TcpStream::connect(target))
+            let connect = async {
+                let s = TcpStream::connect(target)
+                    .await
+                    .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+                let _ = s.set_nodelay(true);
+                tls::connect(self.tls.as_ref(), s, target).await
+            };
+            let s = tokio::time::timeout(self.connect_timeout, connect)
                 .await
-                .map_err(|_| format!("connect to {target} timed out"))?
-                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-            let _ = s.set_nodelay(true);
+                .map_err(|_| format!("connect to {target} timed out"))??;
             self.conn = Some((s, Instant::now()));
         }
         Ok((&mut self.conn.as_mut().expect("connected").0, fresh))
@@ -109,7 +132,9 @@ impl LazyConnection {
     /// the peer closed the connection. The connection is dropped on any error.
     pub async fn request<T>(
         &mut self,
-        exchange: impl for<'s> FnOnce(&'s mut TcpStream) -> BoxFuture<'s, std::io::Result<Option<T>>>,
+        exchange: impl for<'s> FnOnce(
+            &'s mut Box<dyn Stream>,
+        ) -> BoxFuture<'s, std::io::Result<Option<T>>>,
     ) -> std::result::Result<T, String> {
         let timeout = self.request_timeout;
         let target = self.target.clone();

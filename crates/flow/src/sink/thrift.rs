@@ -3,7 +3,8 @@
 //! [`crate::thrift_rpc`]). Each batch taken from the channel is one `appendBatch`; the take
 //! is committed only when the next tier answers `OK` (see [`super::rpc`]).
 //!
-//! Not supported (refused at configuration): `ssl = true` and `kerberos = true`.
+//! `ssl = true` connects with TLS (see [`crate::tls`]). Not supported (refused at
+//! configuration): `kerberos = true`.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use crate::error::Result;
 use crate::event::Event;
 use crate::source::thrift::{protocol, refuse_security};
 use crate::thrift_rpc::{self, Method, Protocol, Status};
+use crate::tls::{self, TruststoreSettings};
 
 /// Settings of the `thrift` sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +27,10 @@ pub struct ThriftSinkConfig {
     pub rpc: RpcSinkConfig,
     /// `protocol`: `compact` or `binary`. Flume's default: compact.
     pub protocol: Protocol,
+    /// `ssl = true` (default false, Flume's): `truststore` (default: the system's CA
+    /// bundle), `truststore-type` (`PEM`; unset = detected from the file),
+    /// `trust-all-certs` (default false); `truststore-password` is accepted and unused.
+    pub tls: Option<TruststoreSettings>,
 }
 
 impl ThriftSinkConfig {
@@ -33,19 +39,30 @@ impl ThriftSinkConfig {
         let rpc = RpcSinkConfig::from_context(ctx)?;
         let protocol = protocol(ctx)?;
         refuse_security(ctx, "thrift sink")?;
-        Ok(ThriftSinkConfig { rpc, protocol })
+        let tls = tls::truststore_from_context(ctx, &rpc.hostname)?;
+        Ok(ThriftSinkConfig { rpc, protocol, tls })
     }
 
-    /// Creates the sink (it connects lazily, on the first batch).
-    pub fn build(self, name: &str, channel: Arc<MemoryChannel>) -> ThriftSink {
+    /// Creates the sink (it connects lazily, on the first batch); reads the trust store.
+    /// Runs on a blocking thread (it reads files).
+    pub fn build(self, name: &str, channel: Arc<MemoryChannel>) -> Result<ThriftSink> {
         let c = &self.rpc;
+        let connector = match &self.tls {
+            None => None,
+            Some(t) => Some(tls::Connector::new(
+                t,
+                &format!("sink {name}"),
+                &c.hostname,
+            )?),
+        };
         let client = ThriftClient::new(
             format!("{}:{}", c.hostname, c.port),
             self.protocol,
             c.connect_timeout,
             c.request_timeout,
-        );
-        RpcSink::new(name, channel, self.rpc, client)
+        )
+        .with_tls(connector);
+        Ok(RpcSink::new(name, channel, self.rpc, client))
     }
 }
 
@@ -73,6 +90,12 @@ impl ThriftClient {
             protocol,
             seqid: 0,
         }
+    }
+
+    /// Connects with TLS.
+    pub fn with_tls(mut self, connector: Option<tls::Connector>) -> Self {
+        self.conn = self.conn.with_tls(connector);
+        self
     }
 
     async fn try_append(&mut self, events: &[Event]) -> std::result::Result<(), String> {
@@ -151,6 +174,20 @@ mod tests {
         tokio::task::JoinHandle<()>,
         Arc<crate::monitoring::CounterGroup>,
     ) {
+        source_with(ch, proto, &[]).await
+    }
+
+    /// A thrift source with these extra properties.
+    async fn source_with(
+        ch: &Arc<MemoryChannel>,
+        proto: &str,
+        extra: &[(&str, &str)],
+    ) -> (
+        u16,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+        Arc<crate::monitoring::CounterGroup>,
+    ) {
         let processor = Arc::new(ChannelProcessor::new(
             vec![ch.clone()],
             ChannelSelector::Replicating {
@@ -159,10 +196,9 @@ mod tests {
             },
             vec![],
         ));
-        let ctx = Context::from_pairs(
-            "source r1",
-            &[("bind", "127.0.0.1"), ("port", "0"), ("protocol", proto)],
-        );
+        let mut pairs = vec![("bind", "127.0.0.1"), ("port", "0"), ("protocol", proto)];
+        pairs.extend_from_slice(extra);
+        let ctx = Context::from_pairs("source r1", &pairs);
         let src = ThriftSourceConfig::from_context(&ctx)
             .unwrap()
             .build("r1")
@@ -193,7 +229,8 @@ mod tests {
             );
             let mut sink = ThriftSinkConfig::from_context(&ctx)
                 .unwrap()
-                .build("k1", upstream.clone());
+                .build("k1", upstream.clone())
+                .unwrap();
             let mut tx = upstream.transaction();
             let mut e = Event::new(&b"one"[..]);
             e.headers.insert("k".into(), "v".into());
@@ -247,5 +284,151 @@ mod tests {
         assert_eq!(dest.len(), 0);
         stop.cancel();
         task.await.unwrap();
+    }
+
+    /// A thrift sink's client built from sink properties (as the agent builds it).
+    async fn client(
+        port: u16,
+        proto: &str,
+        extra: &[(&str, &str)],
+    ) -> std::result::Result<ThriftClient, String> {
+        let port = port.to_string();
+        let mut pairs = vec![
+            ("hostname", "127.0.0.1"),
+            ("port", port.as_str()),
+            ("protocol", proto),
+            ("connect-timeout", "5000"),
+            ("request-timeout", "5000"),
+        ];
+        pairs.extend_from_slice(extra);
+        let ctx = Context::from_pairs("sink k1", &pairs);
+        let config = ThriftSinkConfig::from_context(&ctx).map_err(|e| e.to_string())?;
+        let ch = channel("c1", 10);
+        tokio::task::spawn_blocking(move || config.build("k1", ch))
+            .await
+            .unwrap()
+            .map(RpcSink::into_client)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn drain(ch: &Arc<MemoryChannel>) -> Vec<Event> {
+        let mut tx = ch.transaction();
+        tx.take_batch(100_000).await.unwrap();
+        let v = tx.taken().to_vec();
+        tx.commit().await.unwrap();
+        v
+    }
+
+    #[tokio::test]
+    async fn tls_both_protocols_and_mismatches_fail_cleanly() {
+        let dir = tempfile::tempdir().unwrap();
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let ks = dir.path().join("ks.pem");
+        std::fs::write(
+            &ks,
+            format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
+        )
+        .unwrap();
+        let ts = dir.path().join("ts.pem");
+        std::fs::write(&ts, cert.cert.pem()).unwrap();
+        let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
+        let wrong = dir.path().join("wrong.pem");
+        std::fs::write(&wrong, other.cert.pem()).unwrap();
+        let (ks, ts, wrong) = (
+            ks.to_str().unwrap(),
+            ts.to_str().unwrap(),
+            wrong.to_str().unwrap(),
+        );
+        let events: Vec<Event> = (0..50)
+            .map(|i| {
+                let mut e = Event::new(format!("event {i} {}", "x".repeat(i)));
+                e.headers.insert("n".into(), i.to_string());
+                e
+            })
+            .collect();
+        for proto in ["compact", "binary"] {
+            let dest = channel("c2", 1000);
+            let (port, stop, task, _) = source_with(
+                &dest,
+                proto,
+                &[
+                    ("ssl", "true"),
+                    ("keystore", ks),
+                    ("keystore-password", "unused"),
+                    ("keystore-type", "PEM"),
+                    ("exclude-protocols", "SSLv3"),
+                ],
+            )
+            .await;
+            let tls = [
+                ("ssl", "true"),
+                ("truststore", ts),
+                ("truststore-password", "unused"),
+                ("truststore-type", "PEM"),
+            ];
+            let mut c = client(port, proto, &tls).await.unwrap();
+            c.append_batch(&events).await.unwrap();
+            c.append_batch(&events[..1]).await.unwrap();
+            // A new connection (TLS handshake again).
+            c.close();
+            c.append_batch(&events[1..3]).await.unwrap();
+            let mut want = events.clone();
+            want.extend_from_slice(&events[..3]);
+            assert_eq!(drain(&dest).await, want, "{proto}");
+            // trust-all-certs without a truststore.
+            let mut c = client(port, proto, &[("ssl", "true"), ("trust-all-certs", "true")])
+                .await
+                .unwrap();
+            c.append_batch(&events[..2]).await.unwrap();
+            assert_eq!(drain(&dest).await, events[..2].to_vec(), "{proto}");
+            // A plain sink against the TLS source, and an untrusted certificate: errors,
+            // nothing delivered, no hang.
+            for extra in [vec![], vec![("ssl", "true"), ("truststore", wrong)]] {
+                let mut c = client(port, proto, &extra).await.unwrap();
+                let err = c.append_batch(&events[..2]).await.unwrap_err();
+                assert!(!err.is_empty());
+                assert_eq!(c.connection_age(), None, "the connection is dropped");
+            }
+            assert_eq!(dest.len(), 0, "{proto}");
+            stop.cancel();
+            task.await.unwrap();
+            // A TLS sink against a plain source fails too.
+            let (port, stop, task, _) = source(&dest, proto).await;
+            let mut c = client(port, proto, &tls).await.unwrap();
+            assert!(c.append_batch(&events[..2]).await.is_err());
+            assert_eq!(dest.len(), 0, "{proto}");
+            stop.cancel();
+            task.await.unwrap();
+        }
+    }
+
+    #[test]
+    fn tls_properties() {
+        let ctx = Context::from_pairs(
+            "sink k1",
+            &[("hostname", "h"), ("port", "1"), ("ssl", "true")],
+        );
+        let c = ThriftSinkConfig::from_context(&ctx).unwrap();
+        let t = c.tls.unwrap();
+        assert_eq!((t.path, t.trust_all), (None, false));
+        let ctx = Context::from_pairs(
+            "sink k1",
+            &[("hostname", "h"), ("port", "1"), ("kerberos", "true")],
+        );
+        assert!(ThriftSinkConfig::from_context(&ctx).is_err());
+        // A missing truststore is reported at build, naming the key.
+        let ctx = Context::from_pairs(
+            "sink k1",
+            &[
+                ("hostname", "h"),
+                ("port", "1"),
+                ("ssl", "true"),
+                ("truststore", "/nonexistent/ts.pem"),
+            ],
+        );
+        let c = ThriftSinkConfig::from_context(&ctx).unwrap();
+        let e = c.build("k1", channel("c", 1)).err().unwrap().to_string();
+        assert!(e.contains("truststore"), "{e}");
     }
 }

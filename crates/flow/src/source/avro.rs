@@ -17,12 +17,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::rpc::{Calls, RpcServer, RpcServerConfig};
 use super::{BoxFuture, Source};
-use crate::tls::{self, KeystoreSettings};
 use crate::avro_rpc::{self, Call, FrameConn, Match, Reader, Status};
 use crate::channel_processor::ChannelProcessor;
 use crate::config::Context;
 use crate::error::Result;
 use crate::monitoring::CounterGroup;
+use crate::tls::{self, KeystoreSettings};
 
 /// Settings of the `avro` source.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,11 +4,15 @@
 //! is `OK` only after the commit, `FAILED` when the channels are full (the sender retries),
 //! `ERROR` on any other failure to put.
 //!
-//! Not supported (refused at configuration): `ssl = true` and `kerberos = true`.
+//! `ssl = true` serves TLS with a PEM keystore (see [`crate::tls`]); `exclude-protocols`,
+//! `include-protocols`, `exclude-cipher-suites` and `include-cipher-suites` are accepted
+//! and ignored (rustls offers TLS 1.2 and 1.3 with its own safe cipher suites). Not
+//! supported (refused at configuration): `kerberos = true`.
 
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::rpc::{Calls, RpcServer, RpcServerConfig};
@@ -18,6 +22,7 @@ use crate::config::Context;
 use crate::error::{FlowError, Result};
 use crate::monitoring::CounterGroup;
 use crate::thrift_rpc::{self, Method, Protocol, Status};
+use crate::tls::{self, KeystoreSettings};
 
 /// Reads the `protocol` property (`compact`, Flume's default, or `binary`).
 pub(crate) fn protocol(ctx: &Context) -> Result<Protocol> {
@@ -35,15 +40,14 @@ pub(crate) fn protocol(ctx: &Context) -> Result<Protocol> {
     }
 }
 
-/// Refuses `ssl = true` and `kerberos = true`, which are not supported.
+/// Refuses `kerberos = true`, which is not supported.
 pub(crate) fn refuse_security(ctx: &Context, what: &str) -> Result<()> {
-    for key in ["ssl", "kerberos"] {
-        if ctx.boolean(key, false) {
-            return Err(ctx.error(
-                key,
-                format!("`{key} = true` is not supported by the {what}"),
-            ));
-        }
+    let key = "kerberos";
+    if ctx.boolean(key, false) {
+        return Err(ctx.error(
+            key,
+            format!("`{key} = true` is not supported by the {what}"),
+        ));
     }
     Ok(())
 }
@@ -55,6 +59,9 @@ pub struct ThriftSourceConfig {
     pub server: RpcServerConfig,
     /// `protocol`: `compact` or `binary`. Flume's default: compact.
     pub protocol: Protocol,
+    /// `ssl = true` (default false, Flume's): `keystore` (required), `keystore-type`
+    /// (`PEM`; unset = detected from the file); `keystore-password` is accepted and unused.
+    pub tls: Option<KeystoreSettings>,
 }
 
 impl ThriftSourceConfig {
@@ -63,14 +70,21 @@ impl ThriftSourceConfig {
         let server = RpcServerConfig::from_context(ctx, false)?;
         let protocol = protocol(ctx)?;
         refuse_security(ctx, "thrift source")?;
-        Ok(ThriftSourceConfig { server, protocol })
+        let tls = tls::keystore_from_context(ctx)?;
+        Ok(ThriftSourceConfig {
+            server,
+            protocol,
+            tls,
+        })
     }
 
-    /// Binds the port.
+    /// Reads the keystore and binds the port.
     pub async fn build(self, name: &str) -> Result<ThriftSource> {
+        let tls = tls::acceptor(self.tls.clone(), format!("source {name}")).await?;
         Ok(ThriftSource {
             server: self.server.bind(name, "Thrift").await?,
             protocol: self.protocol,
+            tls,
         })
     }
 }
@@ -79,6 +93,7 @@ impl ThriftSourceConfig {
 pub struct ThriftSource {
     server: RpcServer,
     protocol: Protocol,
+    tls: Option<TlsAcceptor>,
 }
 
 impl ThriftSource {
@@ -98,11 +113,14 @@ impl Source for ThriftSource {
         processor: Arc<ChannelProcessor>,
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
-        let proto = self.protocol;
-        Box::pin(
-            self.server
-                .run(processor, shutdown, move |s, c, sd| serve(s, c, sd, proto)),
-        )
+        let ThriftSource {
+            server,
+            protocol,
+            tls,
+        } = *self;
+        Box::pin(server.run(processor, shutdown, move |s, c, sd| {
+            serve(s, tls.clone(), c, sd, protocol)
+        }))
     }
 }
 
@@ -118,16 +136,17 @@ fn refused(error: &FlowError) -> Status {
 }
 
 async fn serve(
-    mut stream: TcpStream,
+    stream: TcpStream,
+    tls: Option<TlsAcceptor>,
     calls: Calls,
     shutdown: CancellationToken,
     proto: Protocol,
 ) -> std::io::Result<()> {
-    let (mut rd, mut wr) = stream.split();
+    let mut stream = tls::accept(tls.as_ref(), stream).await?;
     loop {
         let frame = tokio::select! {
             _ = shutdown.cancelled() => return Ok(()),
-            f = thrift_rpc::read_frame(&mut rd) => f?,
+            f = thrift_rpc::read_frame(&mut stream) => f?,
         };
         let Some(payload) = frame else {
             return Ok(());
@@ -149,7 +168,7 @@ async fn serve(
                     bad.kind,
                     &bad.error.to_string(),
                 );
-                thrift_rpc::write_frame(&mut wr, &reply).await?;
+                thrift_rpc::write_frame(&mut stream, &reply).await?;
                 return Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
                     bad.error,
@@ -168,7 +187,7 @@ async fn serve(
             }
         };
         let reply = thrift_rpc::encode_reply(proto, call.method.name(), call.seqid, status);
-        thrift_rpc::write_frame(&mut wr, &reply).await?;
+        thrift_rpc::write_frame(&mut stream, &reply).await?;
     }
 }
 
@@ -187,12 +206,17 @@ mod tests {
         );
         let c = ThriftSourceConfig::from_context(&ctx).unwrap();
         assert_eq!(c.protocol, Protocol::Binary);
-        for (k, v) in [("protocol", "json"), ("ssl", "true"), ("kerberos", "true")] {
+        // `ssl` without `keystore`: the error names `keystore`.
+        for (k, v, named) in [
+            ("protocol", "json", "protocol"),
+            ("ssl", "true", "keystore"),
+            ("kerberos", "true", "kerberos"),
+        ] {
             let ctx = Context::from_pairs("source r1", &[("bind", "h"), ("port", "1"), (k, v)]);
             let e = ThriftSourceConfig::from_context(&ctx)
                 .unwrap_err()
                 .to_string();
-            assert!(e.contains(&format!("`{k}`")), "{e}");
+            assert!(e.contains(&format!("`{named}`")), "{e}");
         }
     }
 }
