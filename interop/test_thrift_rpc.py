@@ -4,6 +4,7 @@ all the encoding (compact and binary protocols, framed transport) on the Python 
 import pathlib
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -248,3 +249,49 @@ def test_collector_killed_and_restarted_mid_stream_loses_nothing(flumen_bin, tmp
             assert restarted.stop() == 0
         elif collector.proc.poll() is None:
             collector.stop()
+
+
+def make_cert(d: pathlib.Path):
+    """A self-signed certificate for localhost and 127.0.0.1: returns (cert.pem, keystore.pem)."""
+    cert, key, ks = d / "cert.pem", d / "key.pem", d / "keystore.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                    "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"], check=True, capture_output=True)
+    ks.write_text(cert.read_text() + key.read_text())
+    return cert, ks
+
+
+@pytest.mark.parametrize("protocol", ["compact", "binary"])
+def test_tls_python_client_and_tls_sink_to_tls_source(flumen_bin, tmp_path, protocol):
+    """thriftpy2's TSSLSocket client and a Flumen thrift sink with `ssl = true`, both to a TLS
+    thrift source (Flume's keystore/truststore properties, PEM stores)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    cert, ks = make_cert(tmp_path)
+    port, nc_port = free_port(), free_port()
+    (tmp_path / "collector").mkdir()
+    (tmp_path / "sender").mkdir()
+    collector = Agent(flumen_bin, tmp_path / "collector", collector_conf(port, out, protocol) + (
+        f"a1.sources.r1.ssl = true\na1.sources.r1.keystore = {ks}\na1.sources.r1.keystore-type = PEM\n"
+        "a1.sources.r1.keystore-password = unused\na1.sources.r1.exclude-protocols = SSLv3\n"))
+    sender = None
+    try:
+        collector.wait_port(port)
+        c = make_client(flume.ThriftSourceProtocol, "127.0.0.1", port, proto_factory=PROTOCOLS[protocol](),
+                        trans_factory=TFramedTransportFactory(), timeout=20000, cafile=str(cert))
+        assert c.appendBatch([event(b"py secret", h="1")]) == flume.Status.OK
+        c.close()
+        wait_until(lambda: read_dir(out) == "{h=1} py secret\n", what="the TLS client's event in file_roll")
+        sender = Agent(flumen_bin, tmp_path / "sender", sender_conf(nc_port, port, protocol, batch=4) + (
+            f"a1.sinks.k1.ssl = true\na1.sinks.k1.truststore = {cert}\na1.sinks.k1.truststore-type = PEM\n"
+            "a1.sinks.k1.truststore-password = unused\n"))
+        sender.wait_port(nc_port)
+        lines = [f"tls line {i}\n".encode() for i in range(10)]
+        assert netcat_lines(nc_port, lines) == b"OK\n" * 10
+        want = "{h=1} py secret\n" + "".join("{} " + l.decode() for l in lines)
+        wait_until(lambda: sorted(read_dir(out).splitlines()) == sorted(want.splitlines()),
+                   timeout=30, what=f"the sink's 10 TLS events in file_roll, got {read_dir(out)!r}")
+    finally:
+        if sender:
+            assert sender.stop() == 0
+        assert collector.stop() == 0
