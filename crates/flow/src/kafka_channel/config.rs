@@ -6,7 +6,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::Context;
 use crate::error::Result;
-use crate::sink::kafka::client_config;
+use crate::sink::kafka::{client_config, CONSUMER_FETCH_QUEUE_BACKOFF};
 
 /// Flume's default `kafka.topic`.
 pub const DEFAULT_TOPIC: &str = "flume-channel";
@@ -66,7 +66,9 @@ pub struct KafkaChannelConfig {
     pub producer: ClientConfig,
     /// The librdkafka consumer settings: `kafka.bootstrap.servers`, then
     /// `kafka.consumer.*`; `group.id` defaults to `flume`, `auto.offset.reset` to
-    /// `earliest` (Flume's code; its user guide says `latest`); automatic commits are off.
+    /// `earliest` (Flume's code; its user guide says `latest`), `fetch.queue.backoff.ms` to
+    /// 10 (librdkafka's 1000 stalls a fast consumer, see
+    /// [`crate::sink::kafka::CONSUMER_FETCH_QUEUE_BACKOFF`]); automatic commits are off.
     pub consumer: ClientConfig,
 }
 
@@ -116,6 +118,7 @@ impl KafkaChannelConfig {
             &[
                 ("group.id", DEFAULT_GROUP),
                 ("auto.offset.reset", "earliest"),
+                CONSUMER_FETCH_QUEUE_BACKOFF,
             ],
         )?;
         if ctx.get("kafka.consumer.group.id").is_none() {
@@ -192,6 +195,7 @@ mod tests {
         assert_eq!(c.producer.get("acks"), Some("all"));
         assert_eq!(c.producer.get("bootstrap.servers"), Some("h:9092"));
         assert_eq!(c.consumer.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.consumer.get("fetch.queue.backoff.ms"), Some("10"));
         assert_eq!(c.consumer.get("enable.auto.commit"), Some("false"));
         assert_eq!((c.default_partition, c.partition_header), (None, None));
     }
