@@ -6,7 +6,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::Context;
 use crate::error::Result;
-use crate::sink::kafka::client_config;
+use crate::sink::kafka::{client_config, CONSUMER_FETCH_QUEUE_BACKOFF};
 
 /// Flume's default `kafka.topic`.
 pub const DEFAULT_TOPIC: &str = "flume-channel";
@@ -62,11 +62,14 @@ pub struct KafkaChannelConfig {
     /// the topic into memory, waiting to be taken. Default: 10000.
     pub capacity: usize,
     /// The librdkafka producer settings: `kafka.bootstrap.servers`, then
-    /// `kafka.producer.*`; `acks` defaults to `all` (Flume's channel default).
+    /// `kafka.producer.*`; `acks` defaults to `all` (Flume's channel default), `linger.ms`
+    /// to 0 (the Java producer's default; librdkafka's 5 ms would delay every put commit).
     pub producer: ClientConfig,
     /// The librdkafka consumer settings: `kafka.bootstrap.servers`, then
     /// `kafka.consumer.*`; `group.id` defaults to `flume`, `auto.offset.reset` to
-    /// `earliest` (Flume's code; its user guide says `latest`); automatic commits are off.
+    /// `earliest` (Flume's code; its user guide says `latest`), `fetch.queue.backoff.ms` to
+    /// 10 (librdkafka's 1000 stalls a fast consumer, see
+    /// [`crate::sink::kafka::CONSUMER_FETCH_QUEUE_BACKOFF`]); automatic commits are off.
     pub consumer: ClientConfig,
 }
 
@@ -109,13 +112,21 @@ impl KafkaChannelConfig {
                 );
             }
         }
-        let producer = client_config(ctx, "kafka.producer.", &[("acks", "all")])?;
+        // linger.ms 0 (the Java producer's default in Flume's Kafka client; librdkafka's is 5):
+        // a put commit enqueues its whole batch at once and then waits for the acks, so
+        // lingering only delays every commit (puts of 1,000,000 events: 5.4 s → 1.2 s).
+        let producer = client_config(
+            ctx,
+            "kafka.producer.",
+            &[("acks", "all"), ("linger.ms", "0")],
+        )?;
         let mut consumer = client_config(
             ctx,
             "kafka.consumer.",
             &[
                 ("group.id", DEFAULT_GROUP),
                 ("auto.offset.reset", "earliest"),
+                CONSUMER_FETCH_QUEUE_BACKOFF,
             ],
         )?;
         if ctx.get("kafka.consumer.group.id").is_none() {
@@ -192,6 +203,8 @@ mod tests {
         assert_eq!(c.producer.get("acks"), Some("all"));
         assert_eq!(c.producer.get("bootstrap.servers"), Some("h:9092"));
         assert_eq!(c.consumer.get("auto.offset.reset"), Some("earliest"));
+        assert_eq!(c.consumer.get("fetch.queue.backoff.ms"), Some("10"));
+        assert_eq!(c.producer.get("linger.ms"), Some("0"));
         assert_eq!(c.consumer.get("enable.auto.commit"), Some("false"));
         assert_eq!((c.default_partition, c.partition_header), (None, None));
     }

@@ -26,7 +26,7 @@ use crate::config::Context;
 use crate::error::{FlowError, Result};
 use crate::event::Event;
 use crate::monitoring::{now_ms, CounterGroup, SOURCE_COUNTERS};
-use crate::sink::kafka::{client_config, decode_flume_event};
+use crate::sink::kafka::{client_config, decode_flume_event, CONSUMER_FETCH_QUEUE_BACKOFF};
 
 /// Which topics to read.
 #[derive(Debug, Clone)]
@@ -64,14 +64,19 @@ pub struct KafkaSourceConfig {
     /// `topicHeader`. Flume's default: `topic`.
     pub topic_header: String,
     /// The consumer's settings (`kafka.bootstrap.servers`, `kafka.consumer.*`; group
-    /// `kafka.consumer.group.id`, Flume's default `flume`; auto commit forced off).
+    /// `kafka.consumer.group.id`, Flume's default `flume`; `fetch.queue.backoff.ms` default
+    /// 10, see [`crate::sink::kafka::CONSUMER_FETCH_QUEUE_BACKOFF`]; auto commit forced off).
     pub client: ClientConfig,
 }
 
 impl KafkaSourceConfig {
     /// Reads and validates the properties.
     pub fn from_context(ctx: &Context) -> Result<Self> {
-        let mut client = client_config(ctx, "kafka.consumer.", &[("group.id", "flume")])?;
+        let mut client = client_config(
+            ctx,
+            "kafka.consumer.",
+            &[("group.id", "flume"), CONSUMER_FETCH_QUEUE_BACKOFF],
+        )?;
         if let Some(g) = ctx.get("groupId") {
             client.set("group.id", g.trim());
         }
