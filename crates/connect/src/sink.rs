@@ -41,7 +41,12 @@ pub fn consumer_config(worker: &WorkerConfig, name: &str, overrides: &Props) -> 
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("client.id", format!("connector-consumer-{name}-0"));
+        .set("client.id", format!("connector-consumer-{name}-0"))
+        // librdkafka pauses a partition for `fetch.queue.backoff.ms` (1000 ms by default)
+        // whenever a fetch leaves more than `queued.min.messages` records queued, so a sink
+        // that writes faster idles for the rest of each second; the Java consumer has no
+        // such pause. `consumer.fetch.queue.backoff.ms` still overrides it.
+        .set("fetch.queue.backoff.ms", "10");
     for (k, v) in worker.consumer.iter().chain(overrides.iter()) {
         c.set(k, v);
     }

@@ -409,6 +409,7 @@ pub fn run(args: ConsoleConsumerArgs) -> anyhow::Result<()> {
         }
         props.insert("isolation.level".into(), level.clone());
     }
+    super::consumer_defaults(&mut props);
     let timeout = super::connect_timeout(args.connect_timeout_ms);
     let consumer: BaseConsumer = super::client_config(&bootstrap, &props)
         .create()

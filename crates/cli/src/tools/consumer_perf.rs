@@ -211,6 +211,7 @@ pub fn run(args: ConsumerPerfArgs) -> anyhow::Result<()> {
     if let Some(s) = args.socket_buffer_size {
         props.insert("socket.receive.buffer.bytes".into(), s.to_string());
     }
+    super::consumer_defaults(&mut props);
     let timeout = super::connect_timeout(args.connect_timeout_ms);
     let consumer: BaseConsumer<PerfConsumerContext> = super::client_config(&bootstrap, &props)
         .create_with_context(PerfConsumerContext {

@@ -221,6 +221,16 @@ pub fn client_config(bootstrap: &str, props: &BTreeMap<String, String>) -> Clien
     config
 }
 
+/// librdkafka pauses a partition's fetching for `fetch.queue.backoff.ms` (default 1000 ms)
+/// whenever a fetch leaves more than `queued.min.messages` records queued, so a consumer that
+/// drains faster than that idles for the rest of each second; the Java consumer has no such
+/// pause. Consumers default to 10 ms (a `--consumer-property` still overrides it).
+pub fn consumer_defaults(props: &mut BTreeMap<String, String>) {
+    props
+        .entry("fetch.queue.backoff.ms".into())
+        .or_insert_with(|| "10".into());
+}
+
 /// Explains an unreachable cluster, naming the address and the bound waited.
 pub fn unreachable(bootstrap: &str, timeout: Duration, error: impl fmt::Display) -> anyhow::Error {
     anyhow::anyhow!(
