@@ -247,26 +247,9 @@ impl KafkaLog {
             if let Some(p) = partition {
                 record = record.partition(p);
             }
-            loop {
-                match self.producer.send_result(record) {
-                    Ok(f) => {
-                        pending.push(f);
-                        break;
-                    }
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(
-                            rdkafka::types::RDKafkaErrorCode::QueueFull,
-                        ),
-                        back,
-                    )) => {
-                        record = back;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((err, _)) => {
-                        failure = Some(self.error(format!("cannot send: {err}")));
-                        break;
-                    }
-                }
+            match crate::sink::kafka::enqueue(&self.producer, record).await {
+                Ok(f) => pending.push(f),
+                Err(err) => failure = Some(self.error(format!("cannot send: {err}"))),
             }
             if failure.is_some() {
                 break;

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::ClientConfig;
 
 use super::{BoxFuture, Sink, Status};
@@ -51,6 +51,29 @@ const JAVA_ONLY: &[&str] = &[
 /// 130,000 events/s in steps of one fetch per second). The Java consumer has no such pause.
 /// `kafka.consumer.fetch.queue.backoff.ms` still overrides it.
 pub(crate) const CONSUMER_FETCH_QUEUE_BACKOFF: (&str, &str) = ("fetch.queue.backoff.ms", "10");
+
+/// Queues `record` in the producer, waiting while librdkafka's queue is full; the future
+/// resolves when the broker acknowledged it.
+pub(crate) async fn enqueue(
+    producer: &FutureProducer,
+    mut record: FutureRecord<'_, str, [u8]>,
+) -> std::result::Result<DeliveryFuture, rdkafka::error::KafkaError> {
+    loop {
+        match producer.send_result(record) {
+            Ok(f) => return Ok(f),
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(
+                    rdkafka::types::RDKafkaErrorCode::QueueFull,
+                ),
+                back,
+            )) => {
+                record = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((err, _)) => return Err(err),
+        }
+    }
+}
 
 /// A librdkafka config from `kafka.bootstrap.servers` and the `<prefix>*` pass-through keys
 /// of `ctx` (`kafka.producer.` or `kafka.consumer.`), over `defaults`.
@@ -347,26 +370,9 @@ impl Sink for KafkaSink {
                 if let Some(p) = partition {
                     record = record.partition(p);
                 }
-                loop {
-                    match self.producer.send_result(record) {
-                        Ok(f) => {
-                            pending.push(f);
-                            break;
-                        }
-                        Err((
-                            rdkafka::error::KafkaError::MessageProduction(
-                                rdkafka::types::RDKafkaErrorCode::QueueFull,
-                            ),
-                            back,
-                        )) => {
-                            record = back;
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
-                        Err((err, _)) => {
-                            failure = Some(err.to_string());
-                            break;
-                        }
-                    }
+                match enqueue(&self.producer, record).await {
+                    Ok(f) => pending.push(f),
+                    Err(err) => failure = Some(err.to_string()),
                 }
                 if failure.is_some() {
                     break;
