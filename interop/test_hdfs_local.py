@@ -225,3 +225,53 @@ a1.sinks.k3.sink.codeC = gzip
     [f] = output_files(out_hdfs)
     assert f.name.endswith(".avro"), f
     assert events(f) == want
+
+
+def test_bzip2_compressed_stream_read_by_python_bz2(flumen_bin, tmp_path):
+    """hdfs.codeC = bzip2 with CompressedStream: one bzip2 stream per batch (as Flume's
+    finish() per sync), named .bz2; Python's bz2 (an independent reader of concatenated
+    streams) gets every event back after a clean stop."""
+    import bz2
+
+    out = tmp_path / "out"
+    total = 500
+    conf = f"""
+a1.sources = r1
+a1.channels = c1
+a1.sinks = k1
+a1.sources.r1.type = seq
+a1.sources.r1.batchSize = 50
+a1.sources.r1.totalEvents = {total}
+a1.sources.r1.channels = c1
+a1.channels.c1.type = memory
+a1.sinks.k1.type = hdfs
+a1.sinks.k1.channel = c1
+a1.sinks.k1.hdfs.path = {out}
+a1.sinks.k1.hdfs.fileType = CompressedStream
+a1.sinks.k1.hdfs.codeC = bzip2
+a1.sinks.k1.hdfs.batchSize = 50
+a1.sinks.k1.hdfs.rollCount = 0
+a1.sinks.k1.hdfs.rollSize = 0
+a1.sinks.k1.hdfs.rollInterval = 0
+"""
+    want = [str(i).encode() for i in range(total)]
+
+    def in_use_done():
+        files = output_files(out)
+        try:
+            return len(files) == 1 and bz2.decompress(files[0].read_bytes()).split() == want
+        except Exception:
+            return False
+
+    agent = Agent(flumen_bin, tmp_path, conf)
+    try:
+        agent.wait_log("Agent started.")
+        wait_until(in_use_done, timeout=60, what="all events in the in-use .bz2 file")
+    finally:
+        assert agent.stop() == 0, agent.text()
+    [f] = output_files(out)
+    assert f.name.endswith(".bz2"), f
+    data = f.read_bytes()
+    assert data[:4] == b"BZh9"
+    assert data.count(b"BZh9") > 1, "one stream per batch"
+    assert bz2.decompress(data).split() == want

@@ -117,7 +117,7 @@ impl HdfsConfig {
             Some(v) => Some(Codec::parse(v).ok_or_else(|| {
                 ctx.error(
                     "hdfs.codeC",
-                    format!("codec `{v}` is not supported (supported: gzip, snappy)"),
+                    format!("codec `{v}` is not supported (supported: gzip, bzip2, snappy; lzo and lzop need the GPL hadoop-lzo native library and are not provided)"),
                 )
             })?),
         };
