@@ -101,7 +101,10 @@ impl FileRollConfig {
         {
             None => None,
             Some(v) => Some(Codec::parse(v).ok_or_else(|| {
-                ctx.error("sink.codeC", format!("`{v}` is not one of gzip, bzip2, snappy"))
+                ctx.error(
+                    "sink.codeC",
+                    format!("`{v}` is not one of gzip, bzip2, snappy"),
+                )
             })?),
         };
         let extension = match (ctx.string("sink.pathManager.extension", ""), codec) {
