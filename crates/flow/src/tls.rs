@@ -447,6 +447,28 @@ impl ServerCertVerifier for TrustAll {
     }
 }
 
+/// Test fixtures shared by the TLS tests of the RPC sources and sinks.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::{Path, PathBuf};
+
+    /// Writes a self-signed certificate for `localhost` and `127.0.0.1` into `dir`: a PEM
+    /// keystore (certificate + key) and a PEM truststore (the certificate); their paths.
+    pub(crate) fn self_signed_stores(dir: &Path) -> (PathBuf, PathBuf) {
+        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+            .unwrap();
+        let ks = dir.join("ks.pem");
+        std::fs::write(
+            &ks,
+            format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
+        )
+        .unwrap();
+        let ts = dir.join("ts.pem");
+        std::fs::write(&ts, cert.cert.pem()).unwrap();
+        (ks, ts)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -390,16 +390,7 @@ mod tests {
     #[tokio::test]
     async fn deflate_and_tls_on_and_off() {
         let dir = tempfile::tempdir().unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-        let ks = dir.path().join("ks.pem");
-        std::fs::write(
-            &ks,
-            format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
-        )
-        .unwrap();
-        let ts = dir.path().join("ts.pem");
-        std::fs::write(&ts, cert.cert.pem()).unwrap();
+        let (ks, ts) = crate::tls::test_support::self_signed_stores(dir.path());
         let (ks, ts) = (ks.to_str().unwrap(), ts.to_str().unwrap());
         for deflate in [false, true] {
             for tls in [false, true] {

@@ -322,16 +322,7 @@ mod tests {
     #[tokio::test]
     async fn tls_both_protocols_and_mismatches_fail_cleanly() {
         let dir = tempfile::tempdir().unwrap();
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
-            .unwrap();
-        let ks = dir.path().join("ks.pem");
-        std::fs::write(
-            &ks,
-            format!("{}{}", cert.cert.pem(), cert.key_pair.serialize_pem()),
-        )
-        .unwrap();
-        let ts = dir.path().join("ts.pem");
-        std::fs::write(&ts, cert.cert.pem()).unwrap();
+        let (ks, ts) = crate::tls::test_support::self_signed_stores(dir.path());
         let other = rcgen::generate_simple_self_signed(vec!["127.0.0.1".into()]).unwrap();
         let wrong = dir.path().join("wrong.pem");
         std::fs::write(&wrong, other.cert.pem()).unwrap();
