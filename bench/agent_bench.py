@@ -17,6 +17,8 @@ LINES = int(os.environ["LINES"])
 SEQ_EVENTS = int(os.environ["SEQ_EVENTS"])
 # seq's bodySize (a Flumen extension: the counter zero-padded to N bytes); 0 = plain counter.
 SEQ_BODY_SIZE = int(os.environ.get("SEQ_BODY_SIZE", "0"))
+# seq's inFlightBatches (a Flumen extension: batches committing at once); 0 = the default (1).
+SEQ_IN_FLIGHT = int(os.environ.get("SEQ_IN_FLIGHT", "0"))
 WORK = os.environ["WORK"]
 CLK = os.sysconf("SC_CLK_TCK")
 
@@ -238,7 +240,8 @@ def bench_seq():
     conf = (f"a1.sources = r1\na1.channels = c1\na1.sinks = k1\n"
             f"a1.sources.r1.type = seq\na1.sources.r1.batchSize = 10000\n"
             f"a1.sources.r1.totalEvents = {SEQ_EVENTS}\na1.sources.r1.channels = c1\n"
-            + (f"a1.sources.r1.bodySize = {SEQ_BODY_SIZE}\n" if SEQ_BODY_SIZE else "") +
+            + (f"a1.sources.r1.bodySize = {SEQ_BODY_SIZE}\n" if SEQ_BODY_SIZE else "")
+            + (f"a1.sources.r1.inFlightBatches = {SEQ_IN_FLIGHT}\n" if SEQ_IN_FLIGHT else "") +
             f"a1.sinks.k1.type = null\na1.sinks.k1.batchSize = 10000\na1.sinks.k1.channel = c1\n" + CHANNEL)
     # The end is seen through Flume's JSON counters (monitoring over HTTP).
     start = time.time()

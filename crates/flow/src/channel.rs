@@ -502,6 +502,23 @@ impl Transaction {
     pub fn put_all(&mut self, events: impl IntoIterator<Item = Event>) -> Result<()> {
         let before = self.puts.len();
         self.puts.extend(events);
+        self.check_put_room(before)
+    }
+
+    /// Adds a batch of events to put at commit, taking over the vector when the
+    /// transaction has no puts yet (no copy).
+    pub fn put_vec(&mut self, events: Vec<Event>) -> Result<()> {
+        let before = self.puts.len();
+        if before == 0 {
+            self.puts = events;
+        } else {
+            self.puts.extend(events);
+        }
+        self.check_put_room(before)
+    }
+
+    /// Counts the puts added since `before` and undoes them past transactionCapacity.
+    fn check_put_room(&mut self, before: usize) -> Result<()> {
         let n = (self.puts.len() - before) as i64;
         let ch = &self.channel;
         ch.counter.add("EventPutAttemptCount", n);

@@ -102,7 +102,7 @@ async fn put(channel: &Arc<MemoryChannel>, mut events: Vec<Event>) -> Result<()>
             Vec::new()
         };
         let mut tx = channel.transaction();
-        tx.put_all(events)?;
+        tx.put_vec(events)?;
         tx.commit().await?;
         events = rest;
     }

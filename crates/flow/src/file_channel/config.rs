@@ -27,6 +27,7 @@ const KNOWN: &[&str] = &[
     "transactionCapacity",
     "keep-alive",
     "checkpointOnClose",
+    "takeSyncDelay",
 ];
 
 /// Settings of the `file` channel.
@@ -61,6 +62,12 @@ pub struct FileChannelConfig {
     pub transaction_capacity: usize,
     /// `keep-alive`: seconds a commit waits for room. Flume's default: 3.
     pub keep_alive: Duration,
+    /// `takeSyncDelay` (a Flumen extension, milliseconds): a take commit returns once its
+    /// record is written (safe from a process crash) and is fsynced with the next group
+    /// commit, or by the channel after at most this long (safe from power loss; a take
+    /// lost to power loss only delivers its events again). 0: every take commit waits for
+    /// its fsync, as in Flume. Puts always wait for theirs. Default: 100.
+    pub take_sync_delay: Duration,
 }
 
 fn home_default(rest: &str) -> PathBuf {
@@ -82,6 +89,7 @@ impl Default for FileChannelConfig {
             capacity: 1_000_000,
             transaction_capacity: 10_000,
             keep_alive: Duration::from_secs(3),
+            take_sync_delay: Duration::from_millis(100),
         }
     }
 }
@@ -160,6 +168,7 @@ impl FileChannelConfig {
             ));
         }
         let keep_alive = Duration::from_secs(ctx.number::<u64>("keep-alive", 3)?);
+        let take_sync_delay = Duration::from_millis(ctx.number::<u64>("takeSyncDelay", 100)?);
         Ok(FileChannelConfig {
             checkpoint_dir,
             data_dirs,
@@ -176,6 +185,7 @@ impl FileChannelConfig {
             capacity,
             transaction_capacity,
             keep_alive,
+            take_sync_delay,
         })
     }
 }
@@ -200,6 +210,7 @@ mod tests {
                 ("capacity", "50"),
                 ("transactionCapacity", "10"),
                 ("keep-alive", "1"),
+                ("takeSyncDelay", "0"),
                 ("encryption.activeKey", "key-0"),
             ],
         );
@@ -213,6 +224,9 @@ mod tests {
         assert_eq!(c.max_file_size, DEFAULT_MAX_FILE_SIZE);
         assert_eq!(c.minimum_required_space, MINIMUM_REQUIRED_SPACE_FLOOR);
         assert_eq!((c.capacity, c.transaction_capacity), (50, 10));
+        assert_eq!(c.take_sync_delay, Duration::ZERO);
+        let d = FileChannelConfig::from_context(&Context::from_pairs("channel c1", &[])).unwrap();
+        assert_eq!(d.take_sync_delay, Duration::from_millis(100));
     }
 
     #[test]

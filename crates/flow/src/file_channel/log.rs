@@ -86,56 +86,81 @@ struct Writer {
     files: BTreeMap<u32, PathBuf>,
     /// Put records committed and not yet committed as taken.
     live: LiveSet,
-    buf: Vec<u8>,
 }
+
+/// Marks a dead entry (a taken put) in [`LiveSet`]. No pointer has this bit: file ids
+/// stay far below 2^31.
+const DEAD: u64 = 1 << 63;
 
 /// The live put pointers in log order. Pointers grow with write order, so a put appends;
 /// a take marks its pointer dead (found by binary search), and dead pointers at the
 /// front are dropped (takes come mostly from the front).
 #[derive(Debug, Default)]
 struct LiveSet {
-    ptrs: VecDeque<Pointer>,
-    dead: VecDeque<bool>,
+    /// Pointers, with [`DEAD`] set on taken ones.
+    ptrs: VecDeque<u64>,
+    /// Live pointers.
     len: usize,
 }
 
 impl LiveSet {
+    fn from_sorted(ptrs: impl Iterator<Item = Pointer>) -> Self {
+        let ptrs: VecDeque<u64> = ptrs.map(|p| p.0).collect();
+        LiveSet {
+            len: ptrs.len(),
+            ptrs,
+        }
+    }
+
+    fn search(&self, p: Pointer) -> std::result::Result<usize, usize> {
+        self.ptrs.binary_search_by_key(&p.0, |v| v & !DEAD)
+    }
+
     fn insert(&mut self, p: Pointer) {
-        if self.ptrs.back().is_none_or(|b| *b < p) {
-            self.ptrs.push_back(p);
-            self.dead.push_back(false);
+        if self.ptrs.back().is_none_or(|b| b & !DEAD < p.0) {
+            self.ptrs.push_back(p.0);
             self.len += 1;
             return;
         }
-        match self.ptrs.binary_search(&p) {
+        match self.search(p) {
             Ok(i) => {
-                if self.dead[i] {
-                    self.dead[i] = false;
+                if self.ptrs[i] & DEAD != 0 {
+                    self.ptrs[i] = p.0;
                     self.len += 1;
                 }
             }
             Err(i) => {
-                self.ptrs.insert(i, p);
-                self.dead.insert(i, false);
+                self.ptrs.insert(i, p.0);
                 self.len += 1;
+            }
+        }
+    }
+
+    /// Inserts a transaction's puts (in log order; usually all after the last one).
+    fn insert_all(&mut self, ps: &[Pointer]) {
+        match (ps.first(), self.ptrs.back()) {
+            (Some(first), Some(b)) if b & !DEAD >= first.0 => {
+                ps.iter().for_each(|p| self.insert(*p))
+            }
+            _ => {
+                self.ptrs.extend(ps.iter().map(|p| p.0));
+                self.len += ps.len();
             }
         }
     }
 
     fn remove(&mut self, p: Pointer) {
         // Takes come in queue order: the front, mostly.
-        if self.ptrs.front() == Some(&p) {
+        if self.ptrs.front() == Some(&p.0) {
             self.ptrs.pop_front();
-            self.dead.pop_front();
             self.len -= 1;
-        } else if let Ok(i) = self.ptrs.binary_search(&p) {
-            if !self.dead[i] {
-                self.dead[i] = true;
+        } else if let Ok(i) = self.search(p) {
+            if self.ptrs[i] & DEAD == 0 {
+                self.ptrs[i] |= DEAD;
                 self.len -= 1;
             }
         }
-        while self.dead.front() == Some(&true) {
-            self.dead.pop_front();
+        while self.ptrs.front().is_some_and(|f| f & DEAD != 0) {
             self.ptrs.pop_front();
         }
     }
@@ -145,9 +170,8 @@ impl LiveSet {
         out.extend(
             self.ptrs
                 .iter()
-                .zip(&self.dead)
-                .filter(|(_, d)| !**d)
-                .map(|(p, _)| *p),
+                .filter(|p| *p & DEAD == 0)
+                .map(|p| Pointer(*p)),
         );
         out
     }
@@ -368,12 +392,7 @@ impl FileLog {
         let (path, file) = create_log_file(&config, file_id)
             .map_err(|e| io_err(name, "cannot create a log file", e))?;
         files.insert(file_id, path);
-        let n = scanned.live.len();
-        let live = LiveSet {
-            ptrs: scanned.live.iter().map(|(p, _)| *p).collect(),
-            dead: std::iter::repeat_n(false, n).collect(),
-            len: n,
-        };
+        let live = LiveSet::from_sorted(scanned.live.iter().map(|(p, _)| *p));
         let load_state = Arc::new(LoadState {
             loading: Mutex::new(true),
             cv: Condvar::new(),
@@ -395,7 +414,6 @@ impl FileLog {
                 written: 0,
                 files,
                 live,
-                buf: Vec::new(),
             }),
             config,
             sync: Mutex::new(SyncState::default()),
@@ -476,23 +494,6 @@ impl FileLog {
         }
     }
 
-    /// Appends one transaction's records under the writer lock; `encode` writes them into
-    /// the buffer and returns their relative offsets. Returns the log's write clock after.
-    fn append(
-        &self,
-        w: &mut Writer,
-        encode: impl FnOnce(&mut Vec<u8>) -> Vec<u32>,
-    ) -> Result<(u64, Vec<Pointer>)> {
-        let mut buf = std::mem::take(&mut w.buf);
-        buf.clear();
-        let rel = encode(&mut buf);
-        let r = self.append_buf(w, &buf, &rel);
-        if buf.capacity() <= 8 << 20 {
-            w.buf = buf;
-        }
-        r
-    }
-
     fn append_buf(&self, w: &mut Writer, buf: &[u8], rel: &[u32]) -> Result<(u64, Vec<Pointer>)> {
         let len = buf.len() as u64;
         if w.offset > FILE_MAGIC.len() as u64 && w.offset + len > self.config.max_file_size {
@@ -555,23 +556,18 @@ impl FileLog {
         // Puts queue behind the recovered events.
         self.wait_loaded();
         let tx = self.next_tx.fetch_add(1, Ordering::Relaxed);
-        let r = (|| {
-            let (end, ptrs) = {
-                let mut w = lock(&self.writer);
-                let (end, ptrs) = self.append(&mut w, |buf| {
-                    let mut rel = Vec::with_capacity(events.len());
-                    for e in events {
-                        rel.push(buf.len() as u32);
-                        record::encode_put(buf, tx, e);
-                    }
-                    record::encode_commit(buf, tx);
-                    rel
-                })?;
-                for p in &ptrs {
-                    w.live.insert(*p);
-                }
-                (end, ptrs)
-            };
+        let r = with_encode_buf(|buf| {
+            // Encoded (and checksummed) before the writer lock is taken.
+            let mut rel = Vec::with_capacity(events.len());
+            for e in events {
+                rel.push(buf.len() as u32);
+                record::encode_put(buf, tx, e);
+            }
+            record::encode_commit(buf, tx);
+            let mut w = lock(&self.writer);
+            let (end, ptrs) = self.append_buf(&mut w, buf, &rel)?;
+            w.live.insert_all(&ptrs);
+            drop(w);
             if let Err(e) = self.sync_to(end) {
                 let mut w = lock(&self.writer);
                 for p in &ptrs {
@@ -580,32 +576,36 @@ impl FileLog {
                 return Err(e);
             }
             Ok(ptrs)
-        })();
+        });
         if r.is_err() {
             self.stats.put_errors.fetch_add(1, Ordering::Relaxed);
         }
         r
     }
 
-    /// Durably appends take records for `taken` and a commit record (group commit, shared
-    /// with concurrent put and take commits). Blocking.
+    /// Appends a take record for `taken` (one record: all or nothing). With
+    /// `takeSyncDelay` 0 it then waits for its fsync (group commit, shared with concurrent
+    /// commits), as Flume does; otherwise it returns once written: the record is already
+    /// safe from a crash of the process (it is in the page cache), and the next group
+    /// fsync, or the background one after at most `takeSyncDelay`, makes it safe from power
+    /// loss. A take lost that way only delivers its events again (at-least-once), and
+    /// checkpoints sync before they count takes. Blocking.
     ///
     /// On error the pointers stay live and the caller returns the events to the queue; a
     /// take record that reached the disk anyway only marks events the sink already had.
     pub fn commit_takes(&self, taken: &[Pointer]) -> Result<()> {
         let tx = self.next_tx.fetch_add(1, Ordering::Relaxed);
-        let r = (|| {
-            let end = {
-                let mut w = lock(&self.writer);
-                let (end, _) = self.append(&mut w, |buf| {
-                    record::encode_takes(buf, tx, taken);
-                    Vec::new()
-                })?;
-                for p in taken {
-                    w.live.remove(*p);
-                }
-                end
-            };
+        let r = with_encode_buf(|buf| {
+            record::encode_takes(buf, tx, taken);
+            let mut w = lock(&self.writer);
+            let (end, _) = self.append_buf(&mut w, buf, &[])?;
+            for p in taken {
+                w.live.remove(*p);
+            }
+            drop(w);
+            if !self.config.take_sync_delay.is_zero() {
+                return Ok(());
+            }
             if let Err(e) = self.sync_to(end) {
                 let mut w = lock(&self.writer);
                 for p in taken {
@@ -614,11 +614,18 @@ impl FileLog {
                 return Err(e);
             }
             Ok(())
-        })();
+        });
         if r.is_err() {
             self.stats.take_errors.fetch_add(1, Ordering::Relaxed);
         }
         r
+    }
+
+    /// Syncs whatever was written and not yet synced (take records, with a
+    /// `takeSyncDelay`). Blocking.
+    pub fn sync_pending(&self) -> Result<()> {
+        let written = lock(&self.writer).written;
+        self.sync_to(written)
     }
 
     /// The log position (file id and offset) the last completed fsync covers: what a
@@ -735,6 +742,21 @@ impl FileLog {
     }
 }
 
+/// Runs `f` with this thread's (cleared) record encoding buffer; the buffer is kept for
+/// the thread's next transaction unless it grew past 8 MiB.
+fn with_encode_buf<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let mut buf = BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    buf.clear();
+    let r = f(&mut buf);
+    if buf.capacity() <= 8 << 20 {
+        BUF.with(|b| *b.borrow_mut() = buf);
+    }
+    r
+}
+
 fn io_err(channel: &str, message: impl Into<String>, source: io::Error) -> FlowError {
     FlowError::Io {
         component: format!("channel {channel}"),
@@ -757,26 +779,33 @@ fn create_log_file(config: &FileChannelConfig, id: u32) -> io::Result<(PathBuf, 
     Ok((path, f))
 }
 
-/// Checkpoints every `checkpointInterval` on a thread of its own, until the log is dropped.
+/// Checkpoints every `checkpointInterval` on a thread of its own, and syncs take records
+/// left unsynced for `takeSyncDelay`, until the log is dropped.
 fn spawn_checkpointer(log: &Arc<FileLog>) {
     let weak: Weak<FileLog> = Arc::downgrade(log);
     let interval = log.config.checkpoint_interval;
+    let delay = log.config.take_sync_delay;
+    let mut tick = Duration::from_millis(100).min(interval);
+    if !delay.is_zero() {
+        tick = tick.min(delay);
+    }
     let name = log.name.clone();
     let r = std::thread::Builder::new()
         .name(format!("checkpoint-{name}"))
         .spawn(move || {
             let mut last = Instant::now();
             loop {
-                std::thread::sleep(Duration::from_millis(100).min(interval));
-                if weak.strong_count() == 0 {
-                    return;
-                }
+                std::thread::sleep(tick);
+                let Some(log) = weak.upgrade() else { return };
                 if last.elapsed() >= interval {
-                    let Some(log) = weak.upgrade() else { return };
                     if let Err(error) = log.checkpoint() {
                         tracing::error!(%error, channel = name, "Checkpoint failed.");
                     }
                     last = Instant::now();
+                } else if !delay.is_zero() {
+                    if let Err(error) = log.sync_pending() {
+                        tracing::error!(%error, channel = name, "Cannot sync the log's take records; trying again.");
+                    }
                 }
             }
         });
@@ -1185,6 +1214,12 @@ mod live_set_tests {
         }
         assert_eq!(s.to_vec(), vec![p(50)]);
         assert_eq!((s.len, s.ptrs.len()), (1, 1));
+        s.insert_all(&[p(60), p(70)]);
+        s.insert_all(&[p(55), p(65)]); // behind the last one
+        assert_eq!(s.to_vec(), vec![p(50), p(55), p(60), p(65), p(70)]);
+        for i in [55, 60, 65, 70] {
+            s.remove(p(i));
+        }
         s.remove(p(50));
         assert!(s.to_vec().is_empty());
     }

@@ -103,21 +103,33 @@ fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Appends a put record of `event` to `out`.
+/// Appends a put record of `event` to `out` (one reservation; the frame header, type,
+/// transaction and header count go in as one piece).
 pub fn encode_put(out: &mut Vec<u8>, tx: u64, event: &Event) {
-    frame(out, |b| {
-        b.push(PUT);
-        b.extend_from_slice(&tx.to_le_bytes());
-        b.extend_from_slice(&(event.headers.len() as u32).to_le_bytes());
-        for (k, v) in &event.headers {
-            b.extend_from_slice(&(k.len() as u32).to_le_bytes());
-            b.extend_from_slice(k.as_bytes());
-            b.extend_from_slice(&(v.len() as u32).to_le_bytes());
-            b.extend_from_slice(v.as_bytes());
-        }
-        b.extend_from_slice(&(event.body.len() as u32).to_le_bytes());
-        b.extend_from_slice(&event.body);
-    });
+    let headers: usize = event
+        .headers
+        .iter()
+        .map(|(k, v)| 8 + k.len() + v.len())
+        .sum();
+    let len = 1 + 8 + 4 + headers + 4 + event.body.len();
+    out.reserve(FRAME_HEADER + len);
+    let start = out.len();
+    let mut head = [0u8; FRAME_HEADER + 13];
+    head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
+    head[8] = PUT;
+    head[9..17].copy_from_slice(&tx.to_le_bytes());
+    head[17..21].copy_from_slice(&(event.headers.len() as u32).to_le_bytes());
+    out.extend_from_slice(&head);
+    for (k, v) in &event.headers {
+        out.extend_from_slice(&(k.len() as u32).to_le_bytes());
+        out.extend_from_slice(k.as_bytes());
+        out.extend_from_slice(&(v.len() as u32).to_le_bytes());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out.extend_from_slice(&(event.body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&event.body);
+    let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
+    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
 /// Appends a take record to `out`.

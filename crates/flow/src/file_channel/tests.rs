@@ -325,14 +325,18 @@ fn crash_dropping_unsynced(ch: &Arc<MemoryChannel>, from: &Path, to: &Path) {
 #[tokio::test]
 async fn committed_takes_are_durable() {
     let dir = tempfile::tempdir().unwrap();
-    let c = config(dir.path());
-    let ch = open_ch(&c).await;
+    // Every take commit waits for its fsync, as in Flume.
+    let flume = |root: &Path| FileChannelConfig {
+        take_sync_delay: Duration::ZERO,
+        ..config(root)
+    };
+    let ch = open_ch(&flume(dir.path())).await;
     put(&ch, names(0..10)).await;
     assert_eq!(take(&ch, 4).await, names(0..4));
     let crashed = tempfile::tempdir().unwrap();
     crash_dropping_unsynced(&ch, dir.path(), crashed.path());
     drop(ch);
-    let ch = open_ch(&config(crashed.path())).await;
+    let ch = open_ch(&flume(crashed.path())).await;
     assert_eq!(drain(&ch).await, names(4..10));
     // Again after a checkpoint, with two takes in a row.
     ch.file_log().unwrap().checkpoint().unwrap();
@@ -341,8 +345,51 @@ async fn committed_takes_are_durable() {
     let crashed2 = tempfile::tempdir().unwrap();
     crash_dropping_unsynced(&ch, crashed.path(), crashed2.path());
     drop(ch);
-    let ch = open_ch(&config(crashed2.path())).await;
+    let ch = open_ch(&flume(crashed2.path())).await;
     assert_eq!(drain(&ch).await, names(7..10));
+}
+
+#[tokio::test]
+async fn delayed_take_syncs_survive_a_process_crash_and_redeliver_after_power_loss() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannelConfig {
+        take_sync_delay: Duration::from_millis(200),
+        ..config(dir.path())
+    };
+    let ch = open_ch(&c).await;
+    put(&ch, names(0..10)).await;
+    let log = ch.file_log().unwrap().clone();
+    let synced = log.synced_position();
+    assert_eq!(take(&ch, 4).await, names(0..4));
+    // The take commit returned before its fsync.
+    assert_eq!(log.synced_position(), synced);
+    // A crash of the process keeps what was written: the take counts.
+    let killed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), killed.path());
+    // Power loss drops what no fsync covered: the taken events come again (at-least-once).
+    let lost = tempfile::tempdir().unwrap();
+    crash_dropping_unsynced(&ch, dir.path(), lost.path());
+    // Within the delay, the channel syncs the take on its own.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log.synced_position() == synced {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the take was never synced"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let durable = tempfile::tempdir().unwrap();
+    crash_dropping_unsynced(&ch, dir.path(), durable.path());
+    drop(log);
+    drop(ch);
+    for (root, want) in [
+        (killed.path(), names(4..10)),
+        (lost.path(), names(0..10)),
+        (durable.path(), names(4..10)),
+    ] {
+        let ch = open_ch(&config(root)).await;
+        assert_eq!(drain(&ch).await, want, "{}", root.display());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

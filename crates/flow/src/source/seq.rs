@@ -1,6 +1,14 @@
 //! `seq`: generates events whose bodies are 0, 1, 2, … (Flume's `SequenceGeneratorSource`).
-//! The counter advances only after the batch is committed.
+//! A batch counts as generated only once its commit succeeded; a failed batch is
+//! generated again (same counter values) after a back-off.
+//!
+//! The next batch is generated while earlier ones are being committed (a durable
+//! channel's commit waits for an fsync). With `inFlightBatches = 1` (the default) one
+//! commit is in flight at a time, so batches reach the channel in order, as in Flume.
+//! More in flight let a durable channel's group commit share one fsync between batches;
+//! batches may then reach the channel out of order (each batch stays in order).
 
+use std::collections::VecDeque;
 use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use super::{sleep_or_shutdown, BoxFuture, Source};
 use crate::channel_processor::ChannelProcessor;
 use crate::config::Context;
-use crate::error::Result;
+use crate::error::{FlowError, Result};
 use crate::event::Event;
 use crate::monitoring::{CounterGroup, SOURCE_COUNTERS};
 
@@ -25,6 +33,9 @@ pub struct SeqConfig {
     /// `bodySize` (a Flumen extension for benchmarks): the counter is left-padded with
     /// zeros to this many bytes. Default: 0 (the plain counter, as in Flume).
     pub body_size: usize,
+    /// `inFlightBatches` (a Flumen extension): how many batches may be committing at
+    /// once. Default: 1 (in order, as in Flume).
+    pub in_flight_batches: usize,
 }
 
 impl SeqConfig {
@@ -38,6 +49,10 @@ impl SeqConfig {
             batch_size,
             total_events: ctx.number::<u64>("totalEvents", i64::MAX as u64)?,
             body_size: ctx.number::<usize>("bodySize", 0)?,
+            in_flight_batches: match ctx.number::<usize>("inFlightBatches", 1)? {
+                0 => return Err(ctx.error("inFlightBatches", "must be at least 1")),
+                n => n,
+            },
         })
     }
 
@@ -67,48 +82,138 @@ impl Source for SeqSource {
         shutdown: CancellationToken,
     ) -> BoxFuture<'static, ()> {
         Box::pin(async move {
+            let counter = self.counter.clone();
+            let total = self.config.total_events;
+            let batch = self.config.batch_size as u64;
+            // The next counter value never handed out, and ranges to hand out again
+            // (their commit failed).
             let mut next: u64 = 0;
+            let mut redo: VecDeque<(u64, u64)> = VecDeque::new();
+            let mut in_flight: VecDeque<InFlight> = VecDeque::new();
             let mut backoffs = 0u64;
-            let mut text = String::new();
-            // bodySize padding, copied (the formatter pads one char at a time).
-            let zeros = vec![b'0'; self.config.body_size];
+            let mut gen = Generator::new(self.config.body_size);
             while !shutdown.is_cancelled() {
-                let n = (self.config.total_events - next).min(self.config.batch_size as u64);
-                if n == 0 {
-                    shutdown.cancelled().await;
-                    break;
-                }
-                let width = self.config.body_size;
-                let mut buf = BytesMut::with_capacity(n as usize * width.max(8));
-                let mut events = Vec::with_capacity(n as usize);
-                for i in next..next + n {
-                    text.clear();
-                    let _ = write!(text, "{i}");
-                    buf.extend_from_slice(&zeros[..width.saturating_sub(text.len())]);
-                    buf.extend_from_slice(text.as_bytes());
-                    events.push(Event::new(buf.split().freeze()));
-                }
-                self.counter.add("EventReceivedCount", n as i64);
-                self.counter.add("AppendBatchReceivedCount", 1);
-                match processor.process_batch(events).await {
-                    Ok(()) => {
+                let range = redo.pop_front().or_else(|| {
+                    let n = (total - next).min(batch);
+                    (n > 0).then(|| {
                         next += n;
-                        backoffs = 0;
-                        self.counter.add("EventAcceptedCount", n as i64);
-                        self.counter.add("AppendBatchAcceptedCount", 1);
-                    }
-                    Err(error) => {
-                        self.counter.add("ChannelWriteFail", 1);
-                        backoffs += 1;
-                        tracing::debug!(%error, "seq source: channel refused the batch; backing off.");
+                        (next - n, n)
+                    })
+                });
+                let events = range.map(|(from, n)| gen.batch(from, n));
+                if in_flight.len() >= self.config.in_flight_batches
+                    || (range.is_none() && !in_flight.is_empty())
+                {
+                    let Some(done) = in_flight.pop_front() else {
+                        break;
+                    };
+                    if !done.settle(&counter, &mut redo, &mut backoffs).await {
+                        // The batch just generated goes back too, behind the failed one.
+                        if let Some(r) = range {
+                            redo.push_back(r);
+                        }
                         let d = Duration::from_millis((backoffs * 1000).min(5000));
                         if !sleep_or_shutdown(d, &shutdown).await {
                             break;
                         }
+                        continue;
                     }
                 }
+                let (Some((from, n)), Some(events)) = (range, events) else {
+                    if in_flight.is_empty() && redo.is_empty() {
+                        // All generated and committed.
+                        shutdown.cancelled().await;
+                        break;
+                    }
+                    continue;
+                };
+                counter.add("EventReceivedCount", n as i64);
+                counter.add("AppendBatchReceivedCount", 1);
+                let processor = processor.clone();
+                in_flight.push_back(InFlight {
+                    range: (from, n),
+                    task: tokio::spawn(async move { processor.process_batch(events).await }),
+                });
+                // Let the commit start (it goes on to a blocking thread) before the next
+                // batch is generated: a task spawned here would otherwise wait for this one.
+                tokio::task::yield_now().await;
+            }
+            while let Some(done) = in_flight.pop_front() {
+                done.settle(&counter, &mut redo, &mut backoffs).await;
             }
             self.counter.stop();
         })
+    }
+}
+
+/// A batch being committed.
+struct InFlight {
+    /// Its counter values: first, count.
+    range: (u64, u64),
+    task: tokio::task::JoinHandle<Result<()>>,
+}
+
+impl InFlight {
+    /// Waits for the commit and counts it; a failed batch goes to `redo`. Returns whether
+    /// it succeeded.
+    async fn settle(
+        self,
+        counter: &CounterGroup,
+        redo: &mut VecDeque<(u64, u64)>,
+        backoffs: &mut u64,
+    ) -> bool {
+        let r = self.task.await.unwrap_or_else(|e| {
+            Err(FlowError::Io {
+                component: "seq source".into(),
+                message: "commit task failed".into(),
+                source: std::io::Error::other(e.to_string()),
+            })
+        });
+        let n = self.range.1;
+        match r {
+            Ok(()) => {
+                *backoffs = 0;
+                counter.add("EventAcceptedCount", n as i64);
+                counter.add("AppendBatchAcceptedCount", 1);
+                true
+            }
+            Err(error) => {
+                counter.add("ChannelWriteFail", 1);
+                *backoffs += 1;
+                redo.push_back(self.range);
+                tracing::debug!(%error, "seq source: channel refused the batch; backing off.");
+                false
+            }
+        }
+    }
+}
+
+/// Builds batches of counter bodies (zero-padded to `width` when set).
+struct Generator {
+    text: String,
+    zeros: Vec<u8>,
+}
+
+impl Generator {
+    fn new(width: usize) -> Self {
+        Generator {
+            text: String::new(),
+            zeros: vec![b'0'; width],
+        }
+    }
+
+    /// Events `from .. from + n`.
+    fn batch(&mut self, from: u64, n: u64) -> Vec<Event> {
+        let width = self.zeros.len();
+        let mut buf = BytesMut::with_capacity(n as usize * width.max(8));
+        let mut events = Vec::with_capacity(n as usize);
+        for i in from..from + n {
+            self.text.clear();
+            let _ = write!(self.text, "{i}");
+            buf.extend_from_slice(&self.zeros[..width.saturating_sub(self.text.len())]);
+            buf.extend_from_slice(self.text.as_bytes());
+            events.push(Event::new(buf.split().freeze()));
+        }
+        events
     }
 }
