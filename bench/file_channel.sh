@@ -14,6 +14,7 @@
 #   EVENTS=4000000 REPLAY_MB=1024 bench/file_channel.sh inprocess
 #   BATCHES= EVENTS=0 REPLAY_MB=1024 BENCH_DIR=/tmp bench/file_channel.sh inprocess   # replay only
 #   SEQ_EVENTS=5000000 bench/file_channel.sh agent
+#   SEQ_IN_FLIGHT=3 bench/file_channel.sh agent     # seq keeps 3 commits in flight (both channels)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=("$@")
