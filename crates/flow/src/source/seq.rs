@@ -107,11 +107,20 @@ impl Source for SeqSource {
                     let Some(done) = in_flight.pop_front() else {
                         break;
                     };
-                    if !done.settle(&counter, &mut redo, &mut backoffs).await {
-                        // The batch just generated goes back too, behind the failed one.
+                    if done.settle(&counter, &mut redo).await {
+                        backoffs = 0;
+                    } else {
+                        // The batch just generated goes back too, behind the failed one;
+                        // the others in flight were likely refused as well: settle them
+                        // all, then back off once.
                         if let Some(r) = range {
                             redo.push_back(r);
                         }
+                        while let Some(other) = in_flight.pop_front() {
+                            other.settle(&counter, &mut redo).await;
+                        }
+                        redo.make_contiguous().sort_unstable();
+                        backoffs += 1;
                         let d = Duration::from_millis((backoffs * 1000).min(5000));
                         if !sleep_or_shutdown(d, &shutdown).await {
                             break;
@@ -139,7 +148,7 @@ impl Source for SeqSource {
                 tokio::task::yield_now().await;
             }
             while let Some(done) = in_flight.pop_front() {
-                done.settle(&counter, &mut redo, &mut backoffs).await;
+                done.settle(&counter, &mut redo).await;
             }
             self.counter.stop();
         })
@@ -160,7 +169,6 @@ impl InFlight {
         self,
         counter: &CounterGroup,
         redo: &mut VecDeque<(u64, u64)>,
-        backoffs: &mut u64,
     ) -> bool {
         let r = self.task.await.unwrap_or_else(|e| {
             Err(FlowError::Io {
@@ -172,14 +180,12 @@ impl InFlight {
         let n = self.range.1;
         match r {
             Ok(()) => {
-                *backoffs = 0;
                 counter.add("EventAcceptedCount", n as i64);
                 counter.add("AppendBatchAcceptedCount", 1);
                 true
             }
             Err(error) => {
                 counter.add("ChannelWriteFail", 1);
-                *backoffs += 1;
                 redo.push_back(self.range);
                 tracing::debug!(%error, "seq source: channel refused the batch; backing off.");
                 false
@@ -215,5 +221,115 @@ impl Generator {
             events.push(Event::new(buf.split().freeze()));
         }
         events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::channel::{MemoryChannel, MemoryChannelConfig};
+    use crate::selector::ChannelSelector;
+
+    fn processor(ch: &Arc<MemoryChannel>) -> Arc<ChannelProcessor> {
+        Arc::new(ChannelProcessor::new(
+            vec![ch.clone()],
+            ChannelSelector::Replicating {
+                required: vec![0],
+                optional: vec![],
+            },
+            vec![],
+        ))
+    }
+
+    fn source(pairs: &[(&str, &str)]) -> Box<SeqSource> {
+        let ctx = Context::from_pairs("source r1", pairs);
+        Box::new(SeqConfig::from_context(&ctx).unwrap().build("r1"))
+    }
+
+    /// Takes events until `n` have come (bounded in time); returns their bodies.
+    async fn take_n(ch: &Arc<MemoryChannel>, n: usize) -> Vec<u64> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut got = Vec::new();
+        while got.len() < n {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "only {} of {n}",
+                got.len()
+            );
+            let mut tx = ch.transaction();
+            tx.take_batch(1000).await.unwrap();
+            got.extend(tx.taken().iter().map(|e| {
+                std::str::from_utf8(&e.body)
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+            }));
+            tx.commit().await.unwrap();
+        }
+        got
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_batch_in_flight_keeps_the_order() {
+        let ch = MemoryChannelConfig {
+            capacity: 10_000,
+            transaction_capacity: 100,
+            ..MemoryChannelConfig::default()
+        }
+        .build("c1");
+        let src = source(&[("batchSize", "100"), ("totalEvents", "2500")]);
+        assert_eq!(src.config.in_flight_batches, 1);
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(src.run(processor(&ch), stop.clone()));
+        assert_eq!(take_n(&ch, 2500).await, (0..2500).collect::<Vec<_>>());
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(ch.len(), 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn refused_batches_come_again_and_none_twice() {
+        // A small channel with a short keep-alive: commits fail while it is full, and the
+        // source generates those batches again after its back-off.
+        let ch = MemoryChannelConfig {
+            capacity: 300,
+            transaction_capacity: 100,
+            keep_alive: Duration::from_millis(10),
+            ..MemoryChannelConfig::default()
+        }
+        .build("c1");
+        let src = source(&[
+            ("batchSize", "100"),
+            ("totalEvents", "1000"),
+            ("inFlightBatches", "3"),
+        ]);
+        let counter = src.counter().unwrap();
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(src.run(processor(&ch), stop.clone()));
+        // Let it fill the channel and fail a few commits before anything is taken.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while counter.get("ChannelWriteFail") == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no commit was refused"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let got = take_n(&ch, 1000).await;
+        let unique: HashSet<u64> = got.iter().copied().collect();
+        assert_eq!(unique, (0..1000).collect::<HashSet<_>>());
+        assert_eq!(got.len(), 1000, "no value twice");
+        stop.cancel();
+        task.await.unwrap();
+        assert_eq!(counter.get("EventAcceptedCount"), 1000);
+    }
+
+    #[test]
+    fn in_flight_batches_must_be_positive() {
+        let ctx = Context::from_pairs("source r1", &[("inFlightBatches", "0")]);
+        let err = SeqConfig::from_context(&ctx).unwrap_err().to_string();
+        assert!(err.contains("inFlightBatches"), "{err}");
     }
 }
