@@ -301,7 +301,7 @@ pub fn reset_table(group: &str, plan: &BTreeMap<(String, i32), i64>) -> String {
     out
 }
 
-/// Decodes a consumer-protocol `Assignment` (version, [topic, [partition]], user data).
+/// Decodes a consumer-protocol `Assignment` (version, `[topic, [partition]]`, user data).
 pub fn parse_assignment(bytes: &[u8]) -> BTreeMap<String, Vec<i32>> {
     fn take<'a>(b: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         if b.len() < n {

@@ -69,7 +69,7 @@ pub struct KafkaChannelConfig {
     /// `kafka.consumer.*`; `group.id` defaults to `flume`, `auto.offset.reset` to
     /// `earliest` (Flume's code; its user guide says `latest`), `fetch.queue.backoff.ms` to
     /// 10 (librdkafka's 1000 stalls a fast consumer, see
-    /// [`crate::sink::kafka::CONSUMER_FETCH_QUEUE_BACKOFF`]); automatic commits are off.
+    /// `CONSUMER_FETCH_QUEUE_BACKOFF` in the Kafka sink); automatic commits are off.
     pub consumer: ClientConfig,
 }
 

@@ -15,7 +15,7 @@
 //!   and rollbacks then work on that queue like the memory channel's; a take on an empty
 //!   channel waits up to `kafka.pollTimeout`.
 //! - **Take commit**: commits the group's offsets (synchronously) up to the first event of
-//!   each partition that no committed take holds yet ([`tracker`]), so an offset never
+//!   each partition that no committed take holds yet (the `tracker` module), so an offset never
 //!   passes an event still held by another transaction. A failed offset commit rolls the
 //!   take back.
 //!

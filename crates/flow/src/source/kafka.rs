@@ -65,7 +65,7 @@ pub struct KafkaSourceConfig {
     pub topic_header: String,
     /// The consumer's settings (`kafka.bootstrap.servers`, `kafka.consumer.*`; group
     /// `kafka.consumer.group.id`, Flume's default `flume`; `fetch.queue.backoff.ms` default
-    /// 10, see [`crate::sink::kafka::CONSUMER_FETCH_QUEUE_BACKOFF`]; auto commit forced off).
+    /// 10, see `CONSUMER_FETCH_QUEUE_BACKOFF` in the Kafka sink; auto commit forced off).
     pub client: ClientConfig,
 }
 

@@ -165,11 +165,7 @@ struct InFlight {
 impl InFlight {
     /// Waits for the commit and counts it; a failed batch goes to `redo`. Returns whether
     /// it succeeded.
-    async fn settle(
-        self,
-        counter: &CounterGroup,
-        redo: &mut VecDeque<(u64, u64)>,
-    ) -> bool {
+    async fn settle(self, counter: &CounterGroup, redo: &mut VecDeque<(u64, u64)>) -> bool {
         let r = self.task.await.unwrap_or_else(|e| {
             Err(FlowError::Io {
                 component: "seq source".into(),

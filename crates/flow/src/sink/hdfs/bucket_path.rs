@@ -1,7 +1,7 @@
 //! Flume's `BucketPath`: the escape sequences of `hdfs.path` and `hdfs.filePrefix`, and the
 //! timestamp rounding of `hdfs.round*` (`TimestampRoundDownUtil`).
 //!
-//! A pattern is parsed once into [`Piece`]s; [`EscapePattern::format`] then resolves it for
+//! A pattern is parsed once into `Piece`s; [`EscapePattern::format`] then resolves it for
 //! one event. Escapes (verified against the real `BucketPath` for 1339526074123 in UTC):
 //! `%{header}` (missing → empty), `%t` (the `timestamp` header itself, never rounded), the
 //! `SimpleDateFormat`-backed `%a %A %b %B %c %d %e %D %H %I %j %k %l %m %n %M %p %s %S %y %Y

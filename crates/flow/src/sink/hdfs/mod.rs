@@ -11,7 +11,7 @@
 //!
 //! ## One transaction
 //!
-//! Take up to `batchSize` events, encode each into its bucket's file ([`format`]) in memory,
+//! Take up to `batchSize` events, encode each into its bucket's file ([`format`](mod@format)) in memory,
 //! then write and flush (`hflush`) every touched file, each call bounded by `callTimeout`;
 //! only then commit the take. Files rolled by count/size during the batch are closed after
 //! the commit.

@@ -6,8 +6,8 @@
 //! (`fs.defaultFS` from `-Dfs.defaultFS=…`, else `core-site.xml` in the `--conf` directory or
 //! `HADOOP_CONF_DIR`, else the local file system), see [`set_hadoop_settings`].
 //!
-//! `s3://bucket/…` / `s3a://bucket/…` (feature `s3`, see [`s3`]) and `webhdfs://nn:port/…`
-//! (feature `webhdfs`, see [`webhdfs`]) go over HTTP.
+//! `s3://bucket/…` / `s3a://bucket/…` (feature `s3`, the `s3` module) and `webhdfs://nn:port/…`
+//! (feature `webhdfs`, the `webhdfs` module) go over HTTP.
 //!
 //! Local writes run on blocking threads (never on a runtime worker). The contract of
 //! [`OutputFile::write`] is Flume's `hflush`: once it returns, the bytes are visible to
