@@ -8,13 +8,15 @@
 #     load average.
 #  2. Through the agent (bench/agent.sh seq scenario): seq → memory → null and
 #     seq → file → null in the same run (file channel with default settings apart from its
-#     directories, which go under $WORK/fc and are wiped before each run).
+#     directories, which go under $WORK/fc and are wiped before each run). seq keeps
+#     SEQ_IN_FLIGHT batches committing at once (default here 3, for both channels; seq's
+#     own default is 1).
 #
 #   bench/file_channel.sh                 # both
 #   EVENTS=4000000 REPLAY_MB=1024 bench/file_channel.sh inprocess
 #   BATCHES= EVENTS=0 REPLAY_MB=1024 BENCH_DIR=/tmp bench/file_channel.sh inprocess   # replay only
 #   SEQ_EVENTS=5000000 bench/file_channel.sh agent
-#   SEQ_IN_FLIGHT=3 bench/file_channel.sh agent     # seq keeps 3 commits in flight (both channels)
+#   SEQ_IN_FLIGHT=1 bench/file_channel.sh agent     # one commit at a time (seq's default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what=("$@")
@@ -26,6 +28,7 @@ for w in "${what[@]}"; do
     inprocess)
       BENCH_DIR="${BENCH_DIR:-$WORK}" cargo bench -q -p flumen-flow --bench file_channel ;;
     agent)
+      export SEQ_IN_FLIGHT="${SEQ_IN_FLIGHT:-3}"
       cargo build -q --release -p flumen
       echo "== memory channel"
       bench/agent.sh seq

@@ -31,6 +31,9 @@ impl Event {
     /// The bytes this event occupies in a channel: body plus header keys and values.
     /// (Flume counts bodies only; Flumen counts what the memory really holds.)
     pub fn byte_size(&self) -> usize {
+        if self.headers.is_empty() {
+            return self.body.len();
+        }
         self.body.len()
             + self
                 .headers
