@@ -547,7 +547,8 @@ impl FileLog {
     }
 
     /// Durably appends put records for `events` and a commit record (group commit);
-    /// returns the events' pointers. Blocking.
+    /// returns the events' pointers. Without `fsyncPerTransaction` it returns once they
+    /// are written (synced every `fsyncInterval`, as Flume). Blocking.
     pub fn commit_puts(&self, events: &[Event]) -> Result<Vec<Pointer>> {
         if let Err(e) = self.check_space() {
             self.stats.put_errors.fetch_add(1, Ordering::Relaxed);
@@ -568,6 +569,9 @@ impl FileLog {
             let (end, ptrs) = self.append_buf(&mut w, buf, &rel)?;
             w.live.insert_all(&ptrs);
             drop(w);
+            if !self.config.fsync_per_transaction {
+                return Ok(ptrs);
+            }
             if let Err(e) = self.sync_to(end) {
                 let mut w = lock(&self.writer);
                 for p in &ptrs {
@@ -603,7 +607,7 @@ impl FileLog {
                 w.live.remove(*p);
             }
             drop(w);
-            if !self.config.take_sync_delay.is_zero() {
+            if !self.config.take_sync_delay.is_zero() || !self.config.fsync_per_transaction {
                 return Ok(());
             }
             if let Err(e) = self.sync_to(end) {
@@ -621,8 +625,8 @@ impl FileLog {
         r
     }
 
-    /// Syncs whatever was written and not yet synced (take records, with a
-    /// `takeSyncDelay`). Blocking.
+    /// Syncs whatever was written and not yet synced (take records with a
+    /// `takeSyncDelay`; every commit without `fsyncPerTransaction`). Blocking.
     pub fn sync_pending(&self) -> Result<()> {
         let written = lock(&self.writer).written;
         self.sync_to(written)
@@ -779,21 +783,32 @@ fn create_log_file(config: &FileChannelConfig, id: u32) -> io::Result<(PathBuf, 
     Ok((path, f))
 }
 
-/// Checkpoints every `checkpointInterval` on a thread of its own, and syncs take records
-/// left unsynced for `takeSyncDelay`, until the log is dropped.
+/// Checkpoints every `checkpointInterval` on a thread of its own, and syncs what commits
+/// left unsynced (take records after `takeSyncDelay`; everything every `fsyncInterval`
+/// without `fsyncPerTransaction`), until the log is dropped.
 fn spawn_checkpointer(log: &Arc<FileLog>) {
     let weak: Weak<FileLog> = Arc::downgrade(log);
-    let interval = log.config.checkpoint_interval;
-    let delay = log.config.take_sync_delay;
-    let mut tick = Duration::from_millis(100).min(interval);
-    if !delay.is_zero() {
-        tick = tick.min(delay);
-    }
+    let c = &log.config;
+    let interval = c.checkpoint_interval;
+    let background_sync = if !c.fsync_per_transaction {
+        Some(c.fsync_interval)
+    } else {
+        Some(c.take_sync_delay).filter(|d| !d.is_zero())
+    };
+    let tick = [
+        Some(Duration::from_millis(100)),
+        Some(interval),
+        background_sync,
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(interval);
     let name = log.name.clone();
     let r = std::thread::Builder::new()
         .name(format!("checkpoint-{name}"))
         .spawn(move || {
-            let mut last = Instant::now();
+            let (mut last, mut last_sync) = (Instant::now(), Instant::now());
             loop {
                 std::thread::sleep(tick);
                 let Some(log) = weak.upgrade() else { return };
@@ -801,11 +816,12 @@ fn spawn_checkpointer(log: &Arc<FileLog>) {
                     if let Err(error) = log.checkpoint() {
                         tracing::error!(%error, channel = name, "Checkpoint failed.");
                     }
-                    last = Instant::now();
-                } else if !delay.is_zero() {
+                    (last, last_sync) = (Instant::now(), Instant::now());
+                } else if background_sync.is_some_and(|d| last_sync.elapsed() >= d) {
                     if let Err(error) = log.sync_pending() {
-                        tracing::error!(%error, channel = name, "Cannot sync the log's take records; trying again.");
+                        tracing::error!(%error, channel = name, "Cannot sync the log; trying again.");
                     }
+                    last_sync = Instant::now();
                 }
             }
         });

@@ -350,6 +350,40 @@ async fn committed_takes_are_durable() {
 }
 
 #[tokio::test]
+async fn without_fsync_per_transaction_commits_are_synced_every_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = FileChannelConfig {
+        fsync_per_transaction: false,
+        fsync_interval: Duration::from_secs(1),
+        ..config(dir.path())
+    };
+    let ch = open_ch(&c).await;
+    let log = ch.file_log().unwrap().clone();
+    let synced = log.synced_position();
+    put(&ch, names(0..10)).await;
+    assert_eq!(
+        log.synced_position(),
+        synced,
+        "the put commit waited for an fsync"
+    );
+    let killed = tempfile::tempdir().unwrap();
+    copy_dir(dir.path(), killed.path());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while log.synced_position() == synced {
+        assert!(std::time::Instant::now() < deadline, "never synced");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let durable = tempfile::tempdir().unwrap();
+    crash_dropping_unsynced(&ch, dir.path(), durable.path());
+    drop(log);
+    drop(ch);
+    for root in [killed.path(), durable.path()] {
+        let ch = open_ch(&config(root)).await;
+        assert_eq!(drain(&ch).await, names(0..10), "{}", root.display());
+    }
+}
+
+#[tokio::test]
 async fn delayed_take_syncs_survive_a_process_crash_and_redeliver_after_power_loss() {
     let dir = tempfile::tempdir().unwrap();
     let c = FileChannelConfig {
