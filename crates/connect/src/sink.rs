@@ -32,16 +32,22 @@ use crate::error::{ConnectError, Result};
 use crate::offsets::OffsetStore;
 use crate::task::{State, TaskControl};
 
-/// The client settings for a sink task's consumer: Connect's defaults, then the worker's
-/// `consumer.*`, then the connector's `consumer.override.*`.
-pub fn consumer_config(worker: &WorkerConfig, name: &str, overrides: &Props) -> ClientConfig {
+/// The client settings for the consumer of sink task `task` (client id
+/// `connector-consumer-<name>-<task>`, as Connect names it): Connect's defaults, then the
+/// worker's `consumer.*`, then the connector's `consumer.override.*`.
+pub fn consumer_config(
+    worker: &WorkerConfig,
+    name: &str,
+    task: u32,
+    overrides: &Props,
+) -> ClientConfig {
     let mut c = ClientConfig::new();
     c.set("bootstrap.servers", &worker.bootstrap_servers)
         .set("group.id", format!("connect-{name}"))
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("client.id", format!("connector-consumer-{name}-0"))
+        .set("client.id", format!("connector-consumer-{name}-{task}"))
         // librdkafka pauses a partition for `fetch.queue.backoff.ms` (1000 ms by default)
         // whenever a fetch leaves more than `queued.min.messages` records queued, so a sink
         // that writes faster idles for the rest of each second; the Java consumer has no
@@ -243,8 +249,13 @@ impl FileSinkTask {
     }
 
     fn run_inner(&mut self) -> Result<()> {
-        let consumer: BaseConsumer =
-            consumer_config(&self.worker, &self.cfg.name, &self.cfg.consumer_overrides).create()?;
+        let consumer: BaseConsumer = consumer_config(
+            &self.worker,
+            &self.cfg.name,
+            self.task.0,
+            &self.cfg.consumer_overrides,
+        )
+        .create()?;
         let groups = groups_supported(&consumer);
         if !groups {
             tracing::info!(connector = %self.cfg.name, "The cluster has no group coordinator; sink positions are kept in the offset file only.");
@@ -437,7 +448,7 @@ pub fn write_group_offsets(
     offsets: &[(String, i32, Option<i64>)],
 ) -> Result<()> {
     let consumer: BaseConsumer =
-        consumer_config(worker, &cfg.name, &cfg.consumer_overrides).create()?;
+        consumer_config(worker, &cfg.name, 0, &cfg.consumer_overrides).create()?;
     if !groups_supported(&consumer) {
         return Ok(());
     }
@@ -462,7 +473,7 @@ pub fn write_group_offsets(
 /// Every partition of the sink's topics (`topics`, or those `topics.regex` matches). Blocking.
 pub fn sink_partitions(worker: &WorkerConfig, cfg: &ConnectorConfig) -> Result<Vec<(String, i32)>> {
     let consumer: BaseConsumer =
-        consumer_config(worker, &cfg.name, &cfg.consumer_overrides).create()?;
+        consumer_config(worker, &cfg.name, 0, &cfg.consumer_overrides).create()?;
     let md = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let mut out = Vec::new();
     for t in md.topics() {
@@ -489,4 +500,27 @@ fn wanted_topic(cfg: &ConnectorConfig, topic: &str) -> bool {
 /// The offset-store key of a sink partition.
 pub fn sink_partition_key(topic: &str, partition: i32) -> Value {
     partition_key(topic, partition)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_task_has_its_own_client_id_and_overrides_win() {
+        let mut raw = Props::new();
+        raw.insert("offset.storage.file.filename".into(), "/tmp/offsets".into());
+        raw.insert("consumer.fetch.min.bytes".into(), "7".into());
+        let worker = WorkerConfig::from_props(raw).unwrap();
+        let c = consumer_config(&worker, "local-file-sink", 2, &Props::new());
+        assert_eq!(
+            c.get("client.id"),
+            Some("connector-consumer-local-file-sink-2")
+        );
+        assert_eq!(c.get("group.id"), Some("connect-local-file-sink"));
+        assert_eq!(c.get("fetch.min.bytes"), Some("7"));
+        let overrides = Props::from([("client.id".to_string(), "mine".to_string())]);
+        let c = consumer_config(&worker, "local-file-sink", 0, &overrides);
+        assert_eq!(c.get("client.id"), Some("mine"));
+    }
 }
