@@ -271,6 +271,34 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn connections_past_threads_wait_instead_of_being_closed() {
+        let dest = channel("c2", 10);
+        let (port, stop, task, _) = source_with(&dest, "compact", &[("threads", "1")]).await;
+        let t = Duration::from_secs(30);
+        let mut first = ThriftClient::new(format!("127.0.0.1:{port}"), Protocol::Compact, t, t);
+        first.append_batch(&[Event::new(&b"a"[..])]).await.unwrap();
+        // The only slot is taken: the second client's call waits (it is not refused) ...
+        let mut second = ThriftClient::new(format!("127.0.0.1:{port}"), Protocol::Compact, t, t);
+        let call = tokio::spawn(async move {
+            let r = second.append_batch(&[Event::new(&b"b"[..])]).await;
+            (second, r)
+        });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!call.is_finished(), "served past `threads`");
+        assert_eq!(dest.len(), 1);
+        // ... and is served once the first connection ends.
+        first.close();
+        let (_second, r) = tokio::time::timeout(Duration::from_secs(30), call)
+            .await
+            .expect("the waiting connection was never served")
+            .unwrap();
+        r.unwrap();
+        assert_eq!(dest.len(), 2);
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
     async fn wrong_protocol_is_an_error_not_a_hang() {
         let dest = channel("c2", 10);
         let (port, stop, task, _) = source(&dest, "binary").await;

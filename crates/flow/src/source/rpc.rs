@@ -31,7 +31,8 @@ pub struct RpcServerConfig {
     pub bind: String,
     /// `port`: TCP port. Required.
     pub port: u16,
-    /// `threads`: the most connections served at once; more are closed at once. Flume's
+    /// `threads`: the most connections served at once; more wait, accepted, until one of
+    /// them ends (as in Thrift's thread-pool server; Flume never closes them). Flume's
     /// default: unbounded (0 here).
     pub threads: usize,
     /// `ipFilterRules` when `ipFilter = true` (avro only); empty means everything is
@@ -189,6 +190,8 @@ impl RpcServer {
             counter: counter.clone(),
         };
         let mut conns = tokio::task::JoinSet::new();
+        let slots =
+            (config.threads > 0).then(|| Arc::new(tokio::sync::Semaphore::new(config.threads)));
         loop {
             let accepted = tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -201,15 +204,26 @@ impl RpcServer {
                         tracing::info!(source = %name, %peer, "Connection refused by ipFilterRules.");
                         continue;
                     }
-                    if config.threads > 0 && conns.len() >= config.threads {
-                        tracing::warn!(source = %name, %peer, "Too many connections (threads); closing.");
-                        continue;
-                    }
                     let _ = stream.set_nodelay(true);
                     let conn = serve(stream, calls.clone(), shutdown.clone());
                     let (name, counter) = (name.clone(), counter.clone());
-                    counter.add("OpenConnectionCount", 1);
+                    let slots = slots.clone();
+                    let stop = shutdown.clone();
                     conns.spawn(async move {
+                        // Past `threads` connections, wait for one to end.
+                        let _slot = match slots {
+                            None => None,
+                            Some(s) => {
+                                if s.available_permits() == 0 {
+                                    tracing::debug!(source = %name, %peer, "All `threads` connections busy; this one waits.");
+                                }
+                                tokio::select! {
+                                    p = s.acquire_owned() => p.ok(),
+                                    _ = stop.cancelled() => return,
+                                }
+                            }
+                        };
+                        counter.add("OpenConnectionCount", 1);
                         if let Err(error) = conn.await {
                             tracing::debug!(source = %name, %peer, %error, "{kind} connection closed with an error.");
                         }
