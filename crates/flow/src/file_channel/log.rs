@@ -5,12 +5,13 @@
 //! round-robin. A transaction's records (its puts or takes, then a commit record) are
 //! encoded into one buffer and written with one `write` under the writer lock.
 //!
-//! Group commit: a commit (of puts or of takes) then waits until the log is synced up to its
-//! end. The first committer that finds no sync running becomes the syncer: it notes how far
-//! the log is written, runs one `fdatasync`, and wakes every committer whose records lie
-//! before that point. Commits arriving while a sync runs, puts and takes alike, queue up and
-//! share the next one. A sink's take transaction is one batch, so a take costs at most one
-//! shared fsync per batch, and after a crash only batches in flight are delivered again.
+//! Group commit: a put commit then waits until the log is synced up to its end. The first
+//! committer that finds no sync running becomes the syncer: it notes how far the log is
+//! written, runs one `fdatasync`, and wakes every committer whose records lie before that
+//! point. Commits arriving while a sync runs queue up and share the next one. A take commit
+//! does not wait (unless `takeSyncDelay` is 0): its record rides on the next put's sync, or
+//! the checkpoint thread syncs it within `takeSyncDelay`; losing an unsynced take to power
+//! loss only delivers its events again.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fs::{self, File, OpenOptions};

@@ -13,10 +13,14 @@
 //!
 //! # Invariants and crashes
 //!
-//! - A commit, of puts or of takes, returns only after its records and commit record are
-//!   fsynced (shared by concurrent put and take commits: group commit, see [`log`]). After
-//!   a crash, only events of take transactions not yet committed (batches in flight) are
-//!   delivered again (at-least-once).
+//! - A put commit returns only after its records and commit record are fsynced (shared by
+//!   concurrent commits: group commit, see [`log`]). A take commit returns once its record
+//!   is written: that survives a crash of the process, and the next group fsync, or the
+//!   checkpoint thread within `takeSyncDelay`, makes it survive power loss (`takeSyncDelay
+//!   = 0`: it waits for its fsync, as in Flume). Without `fsyncPerTransaction` no commit
+//!   waits and the log is synced every `fsyncInterval`. After a crash, only events of take
+//!   transactions not yet committed (batches in flight) are delivered again, and after a
+//!   power loss also those of takes not yet synced (at-least-once).
 //! - Replay starts from the newest valid checkpoint (primary, then backup), reading earlier
 //!   records only for the events the checkpoint lists; with no usable checkpoint it replays
 //!   every file. Puts count only once their commit record is read; a torn or corrupt tail
