@@ -97,14 +97,20 @@ fn frame(out: &mut Vec<u8>, body: impl FnOnce(&mut Vec<u8>)) {
     let start = out.len();
     out.extend_from_slice(&[0u8; FRAME_HEADER]);
     body(out);
+    seal(out, start);
+}
+
+/// Fills in the header of the frame that starts at `start` and runs to the end of `out`:
+/// its body's length and checksum.
+fn seal(out: &mut [u8], start: usize) {
     let len = (out.len() - start - FRAME_HEADER) as u32;
     let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
     out[start..start + 4].copy_from_slice(&len.to_le_bytes());
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
-/// Appends a put record of `event` to `out` (one reservation; the frame header, type,
-/// transaction and header count go in as one piece).
+/// Appends a put record of `event` to `out` (one reservation; the frame header's space,
+/// type, transaction and header count go in as one piece).
 pub fn encode_put(out: &mut Vec<u8>, tx: u64, event: &Event) {
     let headers: usize = event
         .headers
@@ -115,7 +121,6 @@ pub fn encode_put(out: &mut Vec<u8>, tx: u64, event: &Event) {
     out.reserve(FRAME_HEADER + len);
     let start = out.len();
     let mut head = [0u8; FRAME_HEADER + 13];
-    head[0..4].copy_from_slice(&(len as u32).to_le_bytes());
     head[8] = PUT;
     head[9..17].copy_from_slice(&tx.to_le_bytes());
     head[17..21].copy_from_slice(&(event.headers.len() as u32).to_le_bytes());
@@ -128,8 +133,7 @@ pub fn encode_put(out: &mut Vec<u8>, tx: u64, event: &Event) {
     }
     out.extend_from_slice(&(event.body.len() as u32).to_le_bytes());
     out.extend_from_slice(&event.body);
-    let crc = crc32c::crc32c(&out[start + FRAME_HEADER..]);
-    out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    seal(out, start);
 }
 
 /// Appends a take record to `out`.
